@@ -1,0 +1,14 @@
+//! The MiniVM engine: everything that touches the host.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP or Leptos, and it
+//! is never compiled to wasm (the guard below makes that a build error).
+//! Today it holds the lab store; images, QEMU, netlink and the reconciler
+//! come with the engine issue.
+
+#[cfg(target_arch = "wasm32")]
+compile_error!("the engine touches the host and must never be compiled into the wasm bundle");
+
+pub mod fsutil;
+pub mod store;
+
+pub use store::{LabEntry, LabStore, StoreError};

@@ -1,0 +1,213 @@
+//! The lab store: one directory per lab under `<state-dir>/labs/`, holding
+//! `topology.json`. The revision of a lab is a hash of that file's bytes, so
+//! a save that names a stale revision is refused instead of overwriting
+//! someone else's edit.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use topology::{names::check_name, parse_and_validate, to_json, Format, LoadError, Topology};
+
+use crate::fsutil::write_atomic;
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/minivm";
+const TOPOLOGY_FILE: &str = "topology.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid lab name {name:?}: {reason}")]
+    BadName { name: String, reason: topology::names::NameError },
+    #[error("no lab named {0:?}")]
+    NotFound(String),
+    #[error("lab {name:?} was changed elsewhere (revision {current}, you had {expected}); reload it and make your edit again")]
+    Conflict { name: String, expected: String, current: String },
+    #[error("lab {name:?} is invalid:\n{source}")]
+    Invalid { name: String, source: LoadError },
+    #[error("cannot {action} {}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What the lab list shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabEntry {
+    pub name: String,
+    pub revision: String,
+    pub nodes: usize,
+    pub networks: usize,
+    pub links: usize,
+}
+
+/// The labs under one state directory.
+#[derive(Debug, Clone)]
+pub struct LabStore {
+    labs_dir: PathBuf,
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// The revision of a stored lab: a hash of its file's bytes.
+pub fn revision_of(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    format!("{:016x}", topology::names::stable_hash(&[&text]))
+}
+
+impl LabStore {
+    /// Opens (creating if needed) the store under `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let labs_dir = state_dir.join("labs");
+        fs::create_dir_all(&labs_dir).map_err(io_err("create", &labs_dir))?;
+        Ok(LabStore { labs_dir })
+    }
+
+    fn lab_dir(&self, name: &str) -> Result<PathBuf> {
+        check_name(name).map_err(|reason| StoreError::BadName { name: name.to_string(), reason })?;
+        Ok(self.labs_dir.join(name))
+    }
+
+    /// Every readable lab, sorted by name. A lab whose file cannot be read is
+    /// logged and left out, never deleted.
+    pub fn list(&self) -> Result<Vec<LabEntry>> {
+        let mut out = Vec::new();
+        let rd = fs::read_dir(&self.labs_dir).map_err(io_err("read", &self.labs_dir))?;
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if check_name(&name).is_err() {
+                continue;
+            }
+            match self.get(&name) {
+                Ok((t, revision)) => out.push(LabEntry {
+                    name,
+                    revision,
+                    nodes: t.nodes.len(),
+                    networks: t.networks.len(),
+                    links: t.link_count(),
+                }),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => tracing::warn!(lab = %name, error = %e, "skipping unreadable lab"),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// A lab and its revision.
+    pub fn get(&self, name: &str) -> Result<(Topology, String)> {
+        let path = self.lab_dir(name)?.join(TOPOLOGY_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.to_string())),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let t = parse_and_validate(&text, Format::Json)
+            .map_err(|source| StoreError::Invalid { name: name.to_string(), source })?;
+        Ok((t, revision_of(&bytes)))
+    }
+
+    /// Saves a lab (validated first; nothing is written when it is invalid).
+    /// `expected` is the revision the caller edited: `None` creates a new lab
+    /// and fails if one exists; `Some(rev)` fails unless the stored revision
+    /// is still `rev`. Returns the new revision.
+    pub fn put(&self, t: &Topology, expected: Option<&str>) -> Result<String> {
+        let problems = topology::validate(t);
+        if !problems.is_empty() {
+            return Err(StoreError::Invalid { name: t.name.clone(), source: LoadError::Invalid(problems) });
+        }
+        let dir = self.lab_dir(&t.name)?;
+        let current = match self.get(&t.name) {
+            Ok((_, rev)) => Some(rev),
+            Err(StoreError::NotFound(_)) => None,
+            Err(StoreError::Invalid { .. }) => Some("invalid".to_string()),
+            Err(e) => return Err(e),
+        };
+        if current.as_deref() != expected {
+            return Err(StoreError::Conflict {
+                name: t.name.clone(),
+                expected: expected.unwrap_or("none: a new lab").to_string(),
+                current: current.unwrap_or_else(|| "none: the lab does not exist".to_string()),
+            });
+        }
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let bytes = to_json(t).into_bytes();
+        let path = dir.join(TOPOLOGY_FILE);
+        write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
+        Ok(revision_of(&bytes))
+    }
+
+    /// When the store holds no lab at all, adds the given ones (the built-in
+    /// examples), so that a new user sees something to start from.
+    pub fn seed_if_empty(&self, labs: &[&str]) -> Result<usize> {
+        if !self.list()?.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for text in labs {
+            let t = parse_and_validate(text, Format::sniff(text))
+                .map_err(|source| StoreError::Invalid { name: "example".into(), source })?;
+            self.put(&t, None)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = "version: 1\nname: demo\ndefaults: {image: tiny}\nnetworks: [{name: lan}]\nnodes: [{name: vm1, nics: [{network: lan}]}]\n";
+
+    fn store() -> (tempfile::TempDir, LabStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LabStore::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn seeds_once_and_lists() {
+        let (_d, s) = store();
+        assert_eq!(s.seed_if_empty(&[LAB]).unwrap(), 1);
+        assert_eq!(s.seed_if_empty(&[LAB]).unwrap(), 0);
+        let labs = s.list().unwrap();
+        assert_eq!(labs.len(), 1);
+        assert_eq!((labs[0].nodes, labs[0].networks, labs[0].links), (1, 1, 1));
+    }
+
+    #[test]
+    fn stale_revision_is_refused_and_changes_nothing() {
+        let (_d, s) = store();
+        s.seed_if_empty(&[LAB]).unwrap();
+        let (mut t, rev) = s.get("demo").unwrap();
+        t.nodes[0].cpus = Some(2);
+        let rev2 = s.put(&t, Some(&rev)).unwrap();
+        assert_ne!(rev, rev2);
+        t.nodes[0].cpus = Some(4);
+        assert!(matches!(s.put(&t, Some(&rev)), Err(StoreError::Conflict { .. })));
+        assert_eq!(s.get("demo").unwrap().0.nodes[0].cpus, Some(2));
+        assert!(matches!(s.put(&t, None), Err(StoreError::Conflict { .. })));
+    }
+
+    #[test]
+    fn invalid_lab_is_not_written() {
+        let (_d, s) = store();
+        let mut t = topology::parse(LAB, Format::Yaml).unwrap();
+        t.nodes[0].cpus = Some(0);
+        assert!(matches!(s.put(&t, None), Err(StoreError::Invalid { .. })));
+        assert!(s.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn traversal_names_are_refused() {
+        let (_d, s) = store();
+        for name in ["../etc", "a/b", "", "x\0"] {
+            assert!(matches!(s.get(name), Err(StoreError::BadName { .. })), "{name:?}");
+        }
+    }
+}

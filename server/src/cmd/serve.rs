@@ -1,0 +1,103 @@
+//! `minivm serve`: the web app. Works from any working directory: the
+//! compiled site (wasm, JS, CSS) is found next to the binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    bind: SocketAddr,
+    /// The compiled site (cargo-leptos output); found next to the binary when not given.
+    #[arg(long, env = "MINIVM_SITE_ROOT")]
+    site_root: Option<PathBuf>,
+}
+
+pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let site_root = match args.site_root {
+        Some(p) => p,
+        None => find_site_root().context("cannot find the compiled site; build it with `cargo leptos build` or pass --site-root")?,
+    };
+    if !site_root.join("pkg/minivm.js").exists() {
+        bail!("{} holds no compiled site (pkg/minivm.js is missing)", site_root.display());
+    }
+    let store = engine::LabStore::open(state_dir)
+        .with_context(|| format!("cannot open the state directory {}", state_dir.display()))?;
+    let seeded = store.seed_if_empty(topology::examples::ALL).context("cannot seed the example labs")?;
+    if seeded > 0 {
+        tracing::info!(count = seeded, "seeded the example labs into an empty state directory");
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(serve(args.bind, site_root, store))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(bind: SocketAddr, site_root: PathBuf, store: engine::LabStore) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    let options = LeptosOptions::builder()
+        .output_name("minivm")
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let routes = generate_route_list(app::App);
+    let context = move || provide_context(store.clone());
+    let router = Router::new()
+        .route("/schema/topology.v1.json", get(schema))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes_with_context(&options, routes, context.clone(), {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
+        .with_state(options);
+    // Tests and scripts read this line to learn the port.
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, site = %site_root.display(), "serving");
+    axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("the server failed")
+}
+
+async fn schema() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/schema+json")], topology::schema::COMMITTED_SCHEMA)
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The site next to the binary: target/<profile>/minivm → target/site, or an
+/// installed layout <prefix>/bin/minivm → <prefix>/share/minivm/site.
+fn find_site_root() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let candidates = [
+        dir.join("site"),
+        dir.join("../site"),
+        dir.join("../share/minivm/site"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")),
+    ];
+    candidates
+        .into_iter()
+        .find(|c| c.join("pkg/minivm.js").exists())
+        .and_then(|c| c.canonicalize().ok())
+}

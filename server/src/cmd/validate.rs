@@ -1,0 +1,66 @@
+//! `minivm validate FILE`: every problem on stderr and exit 1, or a one-line
+//! summary on stdout and exit 0. Changes nothing.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use topology::{parse_and_validate, Format, MAX_FILE_BYTES};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Topology file, YAML or JSON (`-` for standard input).
+    file: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let name = args.file.display().to_string();
+    let text = read_limited(&args.file).with_context(|| format!("cannot read {name}"))?;
+    let text = match text {
+        Some(t) => t,
+        None => {
+            eprintln!("{name}: the file is larger than {MAX_FILE_BYTES} bytes; refused without parsing");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let format = if name == "-" { Format::sniff(&text) } else { Format::from_file_name(&name) };
+    match parse_and_validate(&text, format) {
+        Ok(t) => {
+            println!(
+                "{name}: ok: lab {:?}, {} VMs, {} bridges, {} links (format v{})",
+                t.name,
+                t.nodes.len(),
+                t.networks.len(),
+                t.link_count(),
+                t.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let problems = e.problems();
+            for p in &problems {
+                eprintln!("{name}: {p}");
+            }
+            eprintln!("{name}: {} problem(s); nothing was changed", problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Reads at most MAX_FILE_BYTES (+1 to notice more); `None` when larger.
+fn read_limited(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let limit = MAX_FILE_BYTES as u64 + 1;
+    if path.as_os_str() == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut buf)?;
+    } else {
+        std::fs::File::open(path)?.take(limit).read_to_end(&mut buf)?;
+    }
+    if buf.len() > MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is not UTF-8 text"))
+}

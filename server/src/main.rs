@@ -1,0 +1,49 @@
+//! `minivm`: the MiniVM web server and CLI. One file per subcommand under
+//! `cmd/`; each turns its flags into one call into the engine or the app.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "minivm", version, about = "Draw a network of small VMs and run it for real on this host")]
+struct Cli {
+    /// Where labs, images and VM state live.
+    #[arg(long, global = true, env = "MINIVM_STATE_DIR", default_value = engine::store::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web app.
+    Serve(cmd::serve::Args),
+    /// Check a topology file and report every problem.
+    Validate(cmd::validate::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MINIVM_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args, &cli.state_dir),
+        Command::Validate(args) => cmd::validate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // The whole chain, outermost first.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

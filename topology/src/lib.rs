@@ -1,0 +1,21 @@
+//! The MiniVM topology model.
+//!
+//! Architecture invariant: this crate does no I/O. It turns text into a
+//! [`Topology`], checks it ([`validate`]), derives host names from it
+//! ([`names`]) and turns it back into text. It compiles to wasm (the editor
+//! validates as the user types) and to native (the CLI and the engine).
+
+pub mod examples;
+pub mod model;
+pub mod names;
+pub mod net;
+pub mod parse;
+pub mod schema;
+pub mod validate;
+
+pub use model::*;
+pub use parse::{parse, parse_and_validate, to_json, to_yaml, Format, LoadError, MAX_FILE_BYTES};
+pub use validate::{validate, Problem};
+
+/// The newest topology format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
