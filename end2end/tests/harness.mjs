@@ -1,0 +1,83 @@
+// Shared end-to-end harness: starts the real `minivm serve` on a free
+// loopback port with a fresh state directory, and a real headless Chromium
+// (Debian's, never a downloaded one). Everything started here is stopped by
+// PID in stop(), even when a test fails.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const screenshotDir = join(root, 'end2end', 'screenshots');
+
+export async function startServer() {
+  const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
+  const stateDir = mkdtempSync(join(tmpdir(), 'minivm-e2e-'));
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--state-dir', stateDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MINIVM_LOG: process.env.MINIVM_LOG ?? 'warn' },
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('minivm serve did not start within 30 s')), 30_000);
+    let buf = '';
+    child.stdout.on('data', (chunk) => {
+      buf += chunk;
+      const m = buf.match(/listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`minivm serve exited with ${code}`));
+    });
+  });
+  return {
+    url,
+    stateDir,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-sync',
+    ],
+  });
+}
+
+/// Opens the app and waits until the wasm has hydrated the page.
+export async function openApp(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(url);
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
+  return { page, errors };
+}
+
+/// Waits until the canvas shows `lab`, then asks cytoscape what it holds.
+export async function graphOf(page, lab) {
+  await page.waitForFunction((l) => window.__minivmGraph?.lab === l, lab, { timeout: 15_000 });
+  return page.evaluate(() => window.__minivmGraph.counts());
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything MiniVM needs to build, run and test, idempotently: a
+# second run installs nothing. Called by scripts/run.sh and scripts/test.sh.
+#
+#   Debian packages   QEMU, Chromium (browser tests), image-building tools
+#   rustup target     wasm32-unknown-unknown
+#   cargo tools       cargo-leptos (pinned), wasm-bindgen-cli (= Cargo.lock)
+#   npm packages      npm ci (cytoscape, esbuild, binaryen, playwright-core)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.10
+APT_PACKAGES=(
+  chromium                                   # end-to-end tests (never a downloaded browser)
+  qemu-system-x86 qemu-utils                 # the VMs and their qcow2 overlays
+  iproute2                                   # ip netns for tests and doctor
+  mtools syslinux syslinux-common dosfstools e2fsprogs cpio genisoimage  # base image build
+  nodejs npm                                 # front-end bundle and browser-test driver
+)
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  # A machine whose Node.js came from elsewhere (nodesource) has npm already.
+  if [[ $p == nodejs || $p == npm ]] && command -v node >/dev/null && command -v npm >/dev/null; then
+    continue
+  fi
+  installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_target=()
+  # Debian 12 machines here carry qemu-utils from bookworm-backports; the
+  # matching qemu-system-x86 comes from there too.
+  if grep -q 'VERSION_CODENAME=bookworm' /etc/os-release; then
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      say "adding the bookworm-backports source"
+      cat > /etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    apt_target=(-t bookworm-backports)
+  fi
+  apt-get update -qq
+  apt-get install -y -qq "${apt_target[@]}" "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the rustup target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [[ "$(cargo leptos --version 2>/dev/null)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 20 minutes on 2 cores, once per machine)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# cargo-leptos downloads wasm-bindgen unless the exact version is on PATH.
+wbg_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg_version"* ]]; then
+  say "installing wasm-bindgen-cli $wbg_version (matches Cargo.lock)"
+  # Without --locked: its lock file wants a crate version the registry lacks.
+  cargo install wasm-bindgen-cli --version "$wbg_version"
+fi
+
+stamp=node_modules/.minivm-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+fi
+say "all tools present"
