@@ -71,6 +71,7 @@ export async function openApp(browser, url) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('response', (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
   await page.goto(url);
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
   return { page, errors };
