@@ -14,7 +14,7 @@ APT_PACKAGES=(
   chromium                                   # end-to-end tests (never a downloaded browser)
   qemu-system-x86 qemu-utils                 # the VMs and their qcow2 overlays
   iproute2                                   # ip netns for tests and doctor
-  mtools syslinux syslinux-common dosfstools e2fsprogs cpio genisoimage  # base image build
+  mtools syslinux syslinux-common dosfstools e2fsprogs cpio fdisk binutils  # base image build
   nodejs npm                                 # front-end bundle and browser-test driver
 )
 

@@ -8,7 +8,14 @@
 #[cfg(target_arch = "wasm32")]
 compile_error!("the engine touches the host and must never be compiled into the wasm bundle");
 
+pub mod accel;
+pub mod doctor;
 pub mod fsutil;
+pub mod image;
+pub mod process;
+pub mod qemu;
+pub mod qga;
+pub mod seed;
 pub mod store;
 
 pub use store::{LabEntry, LabStore, StoreError};

@@ -97,6 +97,17 @@ impl LabStore {
         Ok(out)
     }
 
+    /// Every readable lab with its topology.
+    pub fn list_with_topologies(&self) -> Result<Vec<(String, Topology)>> {
+        let mut out = Vec::new();
+        for entry in self.list()? {
+            if let Ok((t, _)) = self.get(&entry.name) {
+                out.push((entry.name, t));
+            }
+        }
+        Ok(out)
+    }
+
     /// A lab and its revision.
     pub fn get(&self, name: &str) -> Result<(Topology, String)> {
         let path = self.lab_dir(name)?.join(TOPOLOGY_FILE);

@@ -24,6 +24,10 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Check a topology file and report every problem.
     Validate(cmd::validate::Args),
+    /// Manage base images: build, list, import, rm.
+    Image(cmd::image::Args),
+    /// Check that this host can run labs, and say which accelerator is used.
+    Doctor(cmd::doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args, &cli.state_dir),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Image(args) => cmd::image::run(args, &cli.state_dir),
+        Command::Doctor(args) => cmd::doctor::run(args, &cli.state_dir),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod model;
 pub mod names;
 pub mod net;
 pub mod parse;
+pub mod resolve;
 pub mod schema;
 pub mod validate;
 

@@ -1,2 +1,4 @@
+pub mod doctor;
+pub mod image;
 pub mod serve;
 pub mod validate;

@@ -1,0 +1,279 @@
+//! The image store: base images under `<state>/images/`, each a read-only
+//! qcow2 (`NAME.qcow2`, mode 0444) with its record (`NAME.json`).
+//!
+//! Invariant: a base image is written once and never again. QEMU opens it
+//! only as the backing file of a per-VM overlay; removing it is refused while
+//! an overlay uses it.
+
+pub mod build;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use topology::names::{check_image_name, NameError};
+
+use crate::fsutil::write_atomic;
+use crate::process::{self, ProcessError};
+
+/// The image the README's run command builds and the examples use.
+pub const DEFAULT_IMAGE: &str = "tiny";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("invalid image name {name:?}: {reason}")]
+    BadName { name: String, reason: NameError },
+    #[error("no image named {0:?}")]
+    NotFound(String),
+    #[error("an image named {0:?} already exists; remove it first")]
+    Exists(String),
+    #[error("{} does not exist", .0.display())]
+    MissingFile(PathBuf),
+    #[error("{path} is not a disk image QEMU can read: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path} is in format {format:?}; supported: {}", SUPPORTED_FORMATS.join(", "))]
+    UnsupportedFormat { path: String, format: String },
+    #[error("{path} has a backing file ({backing}); import a standalone image (qemu-img convert it first)")]
+    HasBacking { path: String, backing: String },
+    #[error("image {name:?} is in use by {}", users.join(", "))]
+    InUse { name: String, users: Vec<String> },
+    #[error("cannot {action} {}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("image build failed: {0}")]
+    Build(String),
+}
+
+pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// What the store records of an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub name: String,
+    pub format: String,
+    pub virtual_size: u64,
+    pub file_size: u64,
+    pub sha256: String,
+    /// `built` or `imported from PATH`.
+    pub source: String,
+}
+
+/// Formats `image import` accepts (converted to qcow2 on import).
+pub const SUPPORTED_FORMATS: &[&str] = &["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"];
+
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl ImageStore {
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let dir = state_dir.join("images");
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(ImageStore { dir, state_dir: state_dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Where downloaded packages are kept between builds.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cache")
+    }
+
+    /// The qcow2 of an image (which may not exist yet). The name is checked
+    /// first, so the path never leaves the store.
+    pub fn path(&self, name: &str) -> Result<PathBuf> {
+        check_image_name(name).map_err(|reason| ImageError::BadName { name: name.to_string(), reason })?;
+        Ok(self.dir.join(format!("{name}.qcow2")))
+    }
+
+    fn record_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.path(name)?.with_extension("json"))
+    }
+
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.path(name)?.exists() && self.record_path(name)?.exists())
+    }
+
+    pub fn get(&self, name: &str) -> Result<ImageRecord> {
+        let rp = self.record_path(name)?;
+        let text = match fs::read_to_string(&rp) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::NotFound(name.to_string())),
+            Err(e) => return Err(io_err("read", &rp)(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| ImageError::Build(format!("{}: {e}", rp.display())))
+    }
+
+    /// Every image, sorted by name.
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err("read", &self.dir))?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file.strip_suffix(".json") {
+                if let Ok(r) = self.get(name) {
+                    out.push(r);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Imports `file` as image `name`: checked with `qemu-img info`,
+    /// converted to a standalone qcow2, made read-only. Nothing is written
+    /// unless every check passes.
+    pub fn import(&self, name: &str, file: &Path) -> Result<ImageRecord> {
+        let dest = self.path(name)?;
+        if self.exists(name)? || dest.exists() {
+            return Err(ImageError::Exists(name.to_string()));
+        }
+        if !file.is_file() {
+            return Err(ImageError::MissingFile(file.to_path_buf()));
+        }
+        let shown = file.display().to_string();
+        let info = qemu_img_info(file).map_err(|e| ImageError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
+        let format = info["format"].as_str().unwrap_or("").to_string();
+        if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
+            return Err(ImageError::HasBacking { path: shown, backing: backing.to_string() });
+        }
+        // qemu-img calls any unrecognised file "raw": insist on a partition
+        // table or a known format, so that a random file is not a disk.
+        if !SUPPORTED_FORMATS.contains(&format.as_str()) {
+            return Err(ImageError::UnsupportedFormat { path: shown, format });
+        }
+        if format == "raw" && !has_mbr_or_gpt(file)? {
+            return Err(ImageError::Unreadable {
+                path: shown,
+                reason: "a raw file without a partition table (MBR or GPT) is not a bootable disk".into(),
+            });
+        }
+        let tmp = self.dir.join(format!(".{name}.import.{}.tmp", std::process::id()));
+        let result = (|| {
+            process::run(
+                Command::new("qemu-img")
+                    .args(["convert", "-O", "qcow2", "-f", &format])
+                    .arg(file)
+                    .arg(&tmp),
+            )?;
+            self.finish(name, &tmp, format!("imported from {shown}"))
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    /// Moves a finished qcow2 into place, read-only, with its record.
+    pub(crate) fn finish(&self, name: &str, tmp: &Path, source: String) -> Result<ImageRecord> {
+        let dest = self.path(name)?;
+        let info = qemu_img_info(tmp)?;
+        let record = ImageRecord {
+            name: name.to_string(),
+            format: "qcow2".into(),
+            virtual_size: info["virtual-size"].as_u64().unwrap_or(0),
+            file_size: fs::metadata(tmp).map_err(io_err("stat", tmp))?.len(),
+            sha256: sha256_file(tmp)?,
+            source,
+        };
+        fs::set_permissions(tmp, fs::Permissions::from_mode(0o444)).map_err(io_err("chmod", tmp))?;
+        fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io_err("sync", tmp))?;
+        fs::rename(tmp, &dest).map_err(io_err("move into place", &dest))?;
+        let rp = self.record_path(name)?;
+        let json = serde_json::to_string_pretty(&record).expect("a record serializes");
+        write_atomic(&rp, json.as_bytes()).map_err(io_err("write", &rp))?;
+        Ok(record)
+    }
+
+    /// Removes an image, refused while `users` (the overlays or labs that
+    /// use it) is not empty.
+    pub fn remove(&self, name: &str, users: Vec<String>) -> Result<()> {
+        let path = self.path(name)?;
+        if !self.exists(name)? {
+            return Err(ImageError::NotFound(name.to_string()));
+        }
+        if !users.is_empty() {
+            return Err(ImageError::InUse { name: name.to_string(), users });
+        }
+        let rp = self.record_path(name)?;
+        fs::remove_file(&rp).map_err(io_err("remove", &rp))?;
+        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        Ok(())
+    }
+
+    /// Overlays under `<state>/labs/*/vms/*/` whose backing file is this
+    /// image, as `lab/vm`.
+    pub fn overlays_using(&self, name: &str) -> Result<Vec<String>> {
+        let want = self.path(name)?;
+        let mut users = Vec::new();
+        let labs = self.state_dir.join("labs");
+        let Ok(labs_rd) = fs::read_dir(&labs) else { return Ok(users) };
+        for lab in labs_rd.flatten() {
+            let Ok(vms) = fs::read_dir(lab.path().join("vms")) else { continue };
+            for vm in vms.flatten() {
+                let overlay = vm.path().join("overlay.qcow2");
+                if !overlay.exists() {
+                    continue;
+                }
+                if let Ok(info) = qemu_img_info(&overlay) {
+                    let backing = info["full-backing-filename"].as_str().or(info["backing-filename"].as_str());
+                    if backing.map(Path::new) == Some(want.as_path()) {
+                        users.push(format!(
+                            "{}/{}",
+                            lab.file_name().to_string_lossy(),
+                            vm.file_name().to_string_lossy()
+                        ));
+                    }
+                }
+            }
+        }
+        users.sort();
+        Ok(users)
+    }
+}
+
+/// `qemu-img info --output=json` of a file. `-U` (no lock): reading the
+/// header of an image in use must not fail or disturb the running VM.
+pub fn qemu_img_info(path: &Path) -> Result<serde_json::Value, ProcessError> {
+    let out = process::stdout(Command::new("qemu-img").args(["info", "-U", "--output=json"]).arg(path))?;
+    serde_json::from_str(&out).map_err(|e| ProcessError::Failed {
+        program: "qemu-img".into(),
+        status: "ok".into(),
+        stderr: format!("unparsable JSON: {e}"),
+    })
+}
+
+fn has_mbr_or_gpt(file: &Path) -> Result<bool> {
+    let mut buf = [0u8; 1024];
+    let mut f = fs::File::open(file).map_err(io_err("open", file))?;
+    let n = f.read(&mut buf).map_err(io_err("read", file))?;
+    Ok((n >= 512 && buf[510] == 0x55 && buf[511] == 0xaa) || (n >= 520 && &buf[512..520] == b"EFI PART"))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,141 @@
+//! The per-VM NoCloud seed: a small vfat disk labelled CIDATA holding
+//! `meta-data`, `user-data` and `network-config` (v2), which cloud-init
+//! images honour, plus `minivm.conf`, the same facts in the one-directive-a-
+//! line form the built-in image reads (also passed through QEMU fw_cfg).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use topology::resolve::ResolvedNic;
+use topology::Topology;
+
+use crate::process::{self, ProcessError};
+
+/// The fw_cfg entry the built-in image reads first.
+pub const FW_CFG_NAME: &str = "opt/org.minivm/config";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedFiles {
+    pub meta_data: String,
+    pub user_data: String,
+    pub network_config: String,
+    pub minivm_conf: String,
+}
+
+/// The seed of `node` in `t` (a valid topology). `None` for an unknown node.
+pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
+    let n = t.node(node)?;
+    let all = topology::resolve::nics(t);
+    let nics: &[ResolvedNic] = all.get(node).map(Vec::as_slice).unwrap_or(&[]);
+
+    let mut conf = format!("hostname {node}\n");
+    for nic in nics {
+        match nic.address {
+            Some(a) => writeln!(conf, "nic {} {} {a}", nic.mac, nic.ifname),
+            None => writeln!(conf, "nic {} {}", nic.mac, nic.ifname),
+        }
+        .expect("writing to a String");
+    }
+    for r in &n.routes {
+        writeln!(conf, "route {} {}", r.to, r.via).expect("writing to a String");
+    }
+    writeln!(conf, "forward {}", u8::from(n.ip_forward)).expect("writing to a String");
+
+    let mut net = String::from("version: 2\nethernets:\n");
+    for nic in nics {
+        write!(
+            net,
+            "  {}:\n    match:\n      macaddress: \"{}\"\n    set-name: {}\n",
+            nic.ifname, nic.mac, nic.ifname
+        )
+        .expect("writing to a String");
+        if let Some(a) = nic.address {
+            writeln!(net, "    addresses: [\"{a}\"]").expect("writing to a String");
+        }
+        let routes: Vec<_> = n
+            .routes
+            .iter()
+            .filter(|r| {
+                let via = r.via.parse().ok();
+                nic.address.zip(via).is_some_and(|(a, v)| a.contains(v))
+            })
+            .collect();
+        if !routes.is_empty() {
+            net.push_str("    routes:\n");
+            for r in routes {
+                write!(net, "      - to: \"{}\"\n        via: \"{}\"\n", r.to, r.via).expect("writing to a String");
+            }
+        }
+    }
+
+    // A new instance-id whenever the configuration changes makes cloud-init
+    // apply it again.
+    let id = topology::names::stable_hash(&[&conf]);
+    let meta_data = format!("instance-id: minivm-{}-{node}-{id:016x}\nlocal-hostname: {node}\n", t.name);
+    let mut user_data = format!("#cloud-config\nhostname: {node}\n");
+    if n.ip_forward {
+        user_data.push_str("bootcmd:\n  - [sysctl, -w, net.ipv4.ip_forward=1]\n");
+    }
+    Some(SeedFiles { meta_data, user_data, network_config: net, minivm_conf: conf })
+}
+
+/// Writes the seed as a vfat disk image labelled CIDATA (mtools: no mount,
+/// no root needed).
+pub fn write_vfat(files: &SeedFiles, path: &Path) -> Result<(), ProcessError> {
+    let _ = std::fs::remove_file(path);
+    process::run(Command::new("mkfs.fat").args(["-C", "-n", "CIDATA"]).arg(path).arg("1024"))?;
+    let dir = tempdir_near(path);
+    let entries = [
+        ("meta-data", &files.meta_data),
+        ("user-data", &files.user_data),
+        ("network-config", &files.network_config),
+        ("minivm.conf", &files.minivm_conf),
+    ];
+    let result = (|| {
+        std::fs::create_dir_all(&dir).map_err(|source| ProcessError::Spawn { program: "mkdir".into(), source })?;
+        for (name, content) in entries {
+            let f = dir.join(name);
+            std::fs::write(&f, content).map_err(|source| ProcessError::Spawn { program: "write".into(), source })?;
+            process::run(Command::new("mcopy").arg("-o").arg("-i").arg(path).arg(&f).arg(format!("::{name}")))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tempdir_near(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.d", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_seed_has_addresses_routes_and_forwarding() {
+        let t = topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        let r1 = render(&t, "r1").unwrap();
+        assert!(r1.minivm_conf.starts_with("hostname r1\n"));
+        assert!(r1.minivm_conf.contains(" eth0 10.10.0.1/24\n"));
+        assert!(r1.minivm_conf.contains(" eth1 10.20.0.1/24\n"));
+        assert!(r1.minivm_conf.ends_with("forward 1\n"));
+        assert!(r1.user_data.contains("net.ipv4.ip_forward=1"));
+        let h1 = render(&t, "h1").unwrap();
+        assert!(h1.minivm_conf.contains("route 10.20.0.0/24 10.10.0.1\n"));
+        assert!(h1.network_config.contains("    routes:\n      - to: \"10.20.0.0/24\"\n        via: \"10.10.0.1\"\n"));
+        assert!(h1.network_config.contains("set-name: eth0"));
+        assert!(h1.meta_data.contains("local-hostname: h1"));
+        assert!(render(&t, "nope").is_none());
+    }
+
+    #[test]
+    fn instance_id_changes_with_the_configuration() {
+        let mut t = topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        let a = render(&t, "h1").unwrap().meta_data;
+        t.nodes[1].nics[0].address = Some("10.10.0.99/24".into());
+        assert_ne!(a, render(&t, "h1").unwrap().meta_data);
+    }
+}
