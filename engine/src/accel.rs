@@ -148,6 +148,10 @@ pub fn run_probe(kernel: &Path, initrd: &Path, accel: &str, timeout: Duration) -
     }
     match status {
         None => Err(format!("a probe guest under KVM did not boot within {} s", timeout.as_secs())),
-        Some(st) => Err(format!("a probe guest under KVM exited ({st}) without booting: {}", err.trim())),
+        Some(st) => {
+            let detail: Vec<&str> = err.lines().filter(|l| !l.contains("warning:") && !l.trim().is_empty()).collect();
+            let detail = if detail.is_empty() { String::new() } else { format!(": {}", detail.join("; ")) };
+            Err(format!("a probe guest under KVM stopped ({st}) before it finished booting{detail}"))
+        }
     }
 }

@@ -23,6 +23,14 @@ pub enum QgaError {
     Protocol(String),
 }
 
+/// What a program run in the guest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 pub struct Qga {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -99,6 +107,38 @@ impl Qga {
             });
         }
         v.get("return").cloned().ok_or_else(|| QgaError::Protocol(v.to_string()))
+    }
+
+    /// Runs a program in the guest (no shell: `path` and `args` are passed
+    /// as they are) and waits for it to exit.
+    pub fn exec(&mut self, path: &str, args: &[&str], timeout: Duration) -> Result<ExecResult, QgaError> {
+        let started = self.execute(
+            "guest-exec",
+            Some(json!({"path": path, "arg": args, "capture-output": true})),
+        )?;
+        let pid = started["pid"].as_i64().ok_or_else(|| QgaError::Protocol(started.to_string()))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.execute("guest-exec-status", Some(json!({"pid": pid})))?;
+            if st["exited"] == json!(true) {
+                use base64::Engine as _;
+                let decode = |k: &str| {
+                    st[k].as_str()
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .unwrap_or_default()
+                };
+                return Ok(ExecResult {
+                    exit_code: st["exitcode"].as_i64().unwrap_or(-1) as i32,
+                    stdout: decode("out-data"),
+                    stderr: decode("err-data"),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(QgaError::Timeout(timeout));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The guest's interfaces as (name, MAC, [IPv4/prefix]).

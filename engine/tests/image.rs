@@ -124,6 +124,13 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     let host = qga.execute("guest-get-host-name", None).unwrap();
     assert_eq!(host["host-name"], "vm1");
 
+    let routes = qga.exec("/sbin/ip", &["-4", "route"], Duration::from_secs(30)).unwrap();
+    assert_eq!(routes.exit_code, 0, "{routes:?}");
+    assert!(routes.stdout.contains("10.30.0.0/24 via 10.20.0.1 dev eth1"), "{}", routes.stdout);
+    let fwd = qga.exec("/bin/cat", &["/proc/sys/net/ipv4/ip_forward"], Duration::from_secs(30)).unwrap();
+    assert_eq!(fwd.stdout.trim(), "0");
+    assert!(!log.iter().any(|l| l.contains("RTNETLINK")), "{log:#?}");
+
     drop(_guard);
     // The base image was only read.
     assert_eq!(image::sha256_file(&base).unwrap(), base_sum);

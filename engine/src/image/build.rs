@@ -25,11 +25,15 @@ use crate::process;
 
 /// The kernel metapackage; the build resolves it to the versioned package.
 pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-amd64";
-/// Modules the guest needs, loaded in dependency order (dependencies are
-/// added from each module's own `depends=` field).
-pub const GUEST_MODULES: &[&str] = &[
-    "virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "qemu_fw_cfg",
-    "vfat", "nls_cp437", "nls_ascii", "isofs", "button", "evdev",
+/// Modules the guest loads, in groups so that readiness waits only for what
+/// networking needs: `net` before the configuration is applied, `seed` only
+/// when there is no fw_cfg entry (to read the cidata disk), `late` after the
+/// guest has announced readiness. Dependencies come from each module's own
+/// `depends=` field.
+pub const GUEST_MODULE_GROUPS: &[(&str, &[&str])] = &[
+    ("net", &["virtio_net", "qemu_fw_cfg"]),
+    ("seed", &["vfat", "nls_cp437", "nls_ascii", "isofs"]),
+    ("late", &["virtio_console", "button", "evdev"]),
 ];
 /// Of those, the ones the initramfs needs to find the root disk.
 const BOOT_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
@@ -82,7 +86,10 @@ fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMu
         process::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked))?;
     }
     let kver = kernel_version(&unpacked)?;
-    let modules = resolve_modules(&unpacked.join("lib/modules").join(&kver), GUEST_MODULES)?;
+    let mut modules = Vec::new();
+    for (group, roots) in GUEST_MODULE_GROUPS {
+        modules.push((*group, resolve_modules(&unpacked.join("lib/modules").join(&kver), roots)?));
+    }
     let boot_modules = resolve_modules(&unpacked.join("lib/modules").join(&kver), BOOT_MODULES)?;
     write_probe(&unpacked, &kver, &crate::accel::probe_dir(store.state_dir()))?;
 
@@ -293,7 +300,7 @@ fn install_busybox(unpacked: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn assemble_root(unpacked: &Path, root: &Path, modules: &[PathBuf], hostname: &str) -> Result<()> {
+fn assemble_root(unpacked: &Path, root: &Path, modules: &[(&str, Vec<PathBuf>)], hostname: &str) -> Result<()> {
     for d in ["proc", "sys", "dev", "run", "tmp", "root", "mnt", "etc/minivm", "lib/modules", "var/log", "usr/sbin"] {
         let p = root.join(d);
         fs::create_dir_all(&p).map_err(io_err("create", &p))?;
@@ -318,14 +325,16 @@ fn assemble_root(unpacked: &Path, root: &Path, modules: &[PathBuf], hostname: &s
     }
 
     let moddir = kernel_moddir(unpacked)?;
-    let mut order = String::new();
-    for m in modules {
-        let name = m.file_stem().expect("a module file").to_string_lossy().into_owned();
-        copy_file(&moddir.join(m), &root.join("lib/modules").join(format!("{name}.ko")))?;
-        order.push_str(&name);
-        order.push('\n');
+    for (group, list) in modules {
+        let mut order = String::new();
+        for m in list {
+            let name = m.file_stem().expect("a module file").to_string_lossy().into_owned();
+            copy_file(&moddir.join(m), &root.join("lib/modules").join(format!("{name}.ko")))?;
+            order.push_str(&name);
+            order.push('\n');
+        }
+        write_file(&root.join(format!("lib/modules/{group}.order")), order.as_bytes(), 0o644)?;
     }
-    write_file(&root.join("lib/modules/order"), order.as_bytes(), 0o644)?;
 
     write_file(&root.join("etc/inittab"), GUEST_INITTAB.as_bytes(), 0o644)?;
     write_file(&root.join("etc/minivm/rcS"), GUEST_RCS.as_bytes(), 0o755)?;
