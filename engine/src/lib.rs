@@ -12,6 +12,8 @@ pub mod accel;
 pub mod doctor;
 pub mod fsutil;
 pub mod image;
+pub mod lifecycle;
+pub mod plan;
 pub mod process;
 pub mod qemu;
 pub mod qga;

@@ -1,0 +1,332 @@
+//! Planning: a pure function from the desired lab (the topology) and what is
+//! observed on the host to the actions that make the host match, each with a
+//! reason. No I/O here: the executor applies a plan, the reconciler observes
+//! again afterwards (level-triggered: it is never told why it runs).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use topology::names::{bridge_ifname, netns_name, tap_ifname};
+use topology::{NetworkMode, Topology};
+
+use crate::lifecycle::VmState;
+
+/// The parts of a VM that need a new QEMU process when they change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmHardware {
+    pub image: String,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// (MAC, network) per NIC, in order.
+    pub nics: Vec<(String, String)>,
+}
+
+/// What the host has of one VM.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ObservedVm {
+    pub state: Option<VmState>,
+    pub has_overlay: bool,
+    /// The hardware the running (or last) process was started with.
+    pub hardware: Option<VmHardware>,
+    /// Hash of the seed the VM booted with (addresses, routes, forwarding).
+    pub seed_hash: Option<String>,
+}
+
+/// What the host has of one lab: only objects that carry the lab's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ObservedLab {
+    pub namespace: bool,
+    pub bridges: BTreeSet<String>,
+    pub taps: BTreeSet<String>,
+    pub vms: BTreeMap<String, ObservedVm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateNamespace { name: String },
+    CreateBridge { network: String, ifname: String },
+    CreateTap { vm: String, nic: usize, ifname: String, bridge: String },
+    CreateOverlay { vm: String, image: String },
+    WriteSeed { vm: String },
+    StopVm { vm: String },
+    StartVm { vm: String },
+    DeleteVm { vm: String },
+    DeleteTap { ifname: String },
+    DeleteBridge { ifname: String },
+}
+
+/// One action and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub action: Action,
+    pub reason: String,
+}
+
+/// The hardware `vm` should have (a valid topology).
+pub fn desired_hardware(t: &Topology, vm: &str) -> Option<VmHardware> {
+    let node = t.node(vm)?;
+    let nics = topology::resolve::nics(t);
+    Some(VmHardware {
+        image: t.node_image(node).unwrap_or_default().to_string(),
+        cpus: t.node_cpus(node),
+        memory_mib: t.node_memory_mib(node),
+        nics: nics.get(vm)?.iter().map(|n| (n.mac.to_string(), n.network.clone())).collect(),
+    })
+}
+
+/// Hash of the seed `vm` should boot with.
+pub fn desired_seed_hash(t: &Topology, vm: &str) -> Option<String> {
+    let s = crate::seed::render(t, vm)?;
+    Some(format!("{:016x}", topology::names::stable_hash(&[&s.minivm_conf, &s.network_config, &s.user_data])))
+}
+
+fn hardware_change(old: &VmHardware, new: &VmHardware) -> Option<String> {
+    let mut what = Vec::new();
+    if old.image != new.image {
+        what.push(format!("image {} → {}", old.image, new.image));
+    }
+    if old.cpus != new.cpus {
+        what.push(format!("cpus {} → {}", old.cpus, new.cpus));
+    }
+    if old.memory_mib != new.memory_mib {
+        what.push(format!("memory {} → {} MiB", old.memory_mib, new.memory_mib));
+    }
+    if old.nics != new.nics {
+        what.push(format!("NICs {} → {}", old.nics.len(), new.nics.len()));
+    }
+    (!what.is_empty()).then(|| what.join(", "))
+}
+
+/// The steps that make the host match `t`, in the order they must run:
+/// namespace, bridges, TAPs, disks, restarts, starts, then removal of what
+/// the lab owns but no longer wants. An empty plan means nothing to do.
+pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut push = |action, reason: String| steps.push(Step { action, reason });
+    let lab = &t.name;
+
+    if t.network_mode == NetworkMode::Isolated && !observed.namespace {
+        push(Action::CreateNamespace { name: netns_name(lab) }, "the lab's network namespace is missing".into());
+    }
+    let mut want_bridges = BTreeSet::new();
+    for net in &t.networks {
+        let ifname = bridge_ifname(lab, &net.name);
+        if !observed.bridges.contains(&ifname) {
+            push(
+                Action::CreateBridge { network: net.name.clone(), ifname: ifname.clone() },
+                format!("network {:?} has no bridge", net.name),
+            );
+        }
+        want_bridges.insert(ifname);
+    }
+    let mut want_taps = BTreeSet::new();
+    for node in &t.nodes {
+        for (i, nic) in node.nics.iter().enumerate() {
+            let ifname = tap_ifname(lab, &node.name, i);
+            if !observed.taps.contains(&ifname) {
+                push(
+                    Action::CreateTap {
+                        vm: node.name.clone(),
+                        nic: i,
+                        ifname: ifname.clone(),
+                        bridge: bridge_ifname(lab, &nic.network),
+                    },
+                    format!("{} eth{i} has no TAP", node.name),
+                );
+            }
+            want_taps.insert(ifname);
+        }
+    }
+
+    let mut restarts = Vec::new();
+    let mut starts = Vec::new();
+    for node in &t.nodes {
+        let vm = node.name.clone();
+        let hw = desired_hardware(t, &vm).expect("the node exists");
+        let seed = desired_seed_hash(t, &vm).expect("the node exists");
+        let obs = observed.vms.get(&vm).cloned().unwrap_or_default();
+        let image_changed = obs.hardware.as_ref().is_some_and(|h| h.image != hw.image);
+        if image_changed {
+            push(Action::DeleteVm { vm: vm.clone() }, format!("{vm}: its image changed; the overlay is rebuilt"));
+        }
+        if !obs.has_overlay || image_changed {
+            push(Action::CreateOverlay { vm: vm.clone(), image: hw.image.clone() }, format!("{vm} has no overlay"));
+        }
+        if obs.seed_hash.as_deref() != Some(seed.as_str()) {
+            push(Action::WriteSeed { vm: vm.clone() }, format!("{vm}'s seed is missing or out of date"));
+        }
+        let alive = obs.state.is_some_and(|s| s.has_process());
+        if alive && !image_changed {
+            let change = obs.hardware.as_ref().and_then(|old| hardware_change(old, &hw));
+            let reason = match change {
+                Some(c) => Some(format!("{vm} is recreated: {c}")),
+                None if obs.seed_hash.as_deref() != Some(seed.as_str()) => {
+                    Some(format!("{vm} is restarted: its addresses or routes changed (read at boot)"))
+                }
+                None => None,
+            };
+            if let Some(r) = reason {
+                restarts.push((vm.clone(), r));
+            }
+        } else {
+            let why = match obs.state {
+                Some(VmState::Crashed) => format!("{vm} crashed"),
+                _ if image_changed => format!("{vm} is recreated with its new image"),
+                _ => format!("{vm} is not running"),
+            };
+            starts.push((vm.clone(), why));
+        }
+    }
+    for (vm, reason) in restarts {
+        push(Action::StopVm { vm: vm.clone() }, reason.clone());
+        push(Action::StartVm { vm }, reason);
+    }
+    for (vm, reason) in starts {
+        push(Action::StartVm { vm }, reason);
+    }
+
+    for vm in observed.vms.keys().filter(|v| t.node(v).is_none()) {
+        push(Action::DeleteVm { vm: vm.clone() }, format!("{vm} is no longer in the topology"));
+    }
+    for tap in observed.taps.difference(&want_taps) {
+        push(Action::DeleteTap { ifname: tap.clone() }, format!("{tap} belongs to no NIC of the topology"));
+    }
+    for br in observed.bridges.difference(&want_bridges) {
+        push(Action::DeleteBridge { ifname: br.clone() }, format!("{br} belongs to no network of the topology"));
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Topology {
+        topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap()
+    }
+
+    /// What the host looks like once `t` is fully up.
+    fn up(t: &Topology) -> ObservedLab {
+        let mut o = ObservedLab { namespace: true, ..Default::default() };
+        for s in plan(t, &ObservedLab::default()) {
+            match s.action {
+                Action::CreateBridge { ifname, .. } => {
+                    o.bridges.insert(ifname);
+                }
+                Action::CreateTap { ifname, .. } => {
+                    o.taps.insert(ifname);
+                }
+                Action::StartVm { vm } => {
+                    o.vms.insert(
+                        vm.clone(),
+                        ObservedVm {
+                            state: Some(VmState::Running),
+                            has_overlay: true,
+                            hardware: desired_hardware(t, &vm),
+                            seed_hash: desired_seed_hash(t, &vm),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        o
+    }
+
+    fn kinds(steps: &[Step]) -> Vec<String> {
+        steps.iter().map(|s| serde_json::to_value(&s.action).unwrap()["action"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_fresh_host_gets_everything_in_order() {
+        let steps = plan(&router(), &ObservedLab::default());
+        let k = kinds(&steps);
+        assert_eq!(k.iter().filter(|x| *x == "create_namespace").count(), 1);
+        assert_eq!(k.iter().filter(|x| *x == "create_bridge").count(), 2);
+        assert_eq!(k.iter().filter(|x| *x == "create_tap").count(), 4);
+        assert_eq!(k.iter().filter(|x| *x == "create_overlay").count(), 3);
+        assert_eq!(k.iter().filter(|x| *x == "start_vm").count(), 3);
+        let pos = |kind: &str| k.iter().position(|x| x == kind).unwrap();
+        assert!(pos("create_namespace") < pos("create_bridge"));
+        assert!(pos("create_bridge") < pos("create_tap"));
+        assert!(pos("create_tap") < pos("start_vm"));
+        assert!(steps.iter().all(|s| !s.reason.is_empty()));
+    }
+
+    #[test]
+    fn a_lab_that_is_up_plans_nothing() {
+        let t = router();
+        assert_eq!(plan(&t, &up(&t)), vec![]);
+    }
+
+    #[test]
+    fn a_memory_change_recreates_only_that_vm() {
+        let t = router();
+        let o = up(&t);
+        let mut t2 = t.clone();
+        t2.nodes[1].memory_mib = Some(256);
+        let steps = plan(&t2, &o);
+        assert_eq!(kinds(&steps), ["stop_vm", "start_vm"]);
+        assert_eq!(steps[0].action, Action::StopVm { vm: "h1".into() });
+        assert!(steps[0].reason.contains("memory 128 → 256 MiB"), "{}", steps[0].reason);
+    }
+
+    #[test]
+    fn an_added_vm_is_created_and_nothing_else_changes() {
+        let t = router();
+        let o = up(&t);
+        let mut t2 = t.clone();
+        let mut h3 = t2.nodes[1].clone();
+        h3.name = "h3".into();
+        h3.nics[0].address = Some("10.10.0.13/24".into());
+        t2.nodes.push(h3);
+        let steps = plan(&t2, &o);
+        assert_eq!(kinds(&steps), ["create_tap", "create_overlay", "write_seed", "start_vm"]);
+        assert!(steps.iter().all(|s| s.reason.starts_with("h3")));
+    }
+
+    #[test]
+    fn a_removed_link_recreates_its_vm_and_deletes_its_tap() {
+        let t = router();
+        let o = up(&t);
+        let mut t2 = t.clone();
+        t2.nodes[0].nics.pop(); // r1 loses eth1
+        let steps = plan(&t2, &o);
+        let k = kinds(&steps);
+        assert!(k.contains(&"delete_tap".to_string()), "{k:?}");
+        assert_eq!(steps.iter().find(|s| matches!(s.action, Action::StopVm { .. })).unwrap().action, Action::StopVm { vm: "r1".into() });
+        assert!(!steps.iter().any(|s| matches!(&s.action, Action::StopVm { vm } if vm == "h1")));
+    }
+
+    #[test]
+    fn an_address_change_restarts_with_a_new_seed() {
+        let t = router();
+        let o = up(&t);
+        let mut t2 = t.clone();
+        t2.nodes[1].nics[0].address = Some("10.10.0.99/24".into());
+        let steps = plan(&t2, &o);
+        assert_eq!(kinds(&steps), ["write_seed", "stop_vm", "start_vm"]);
+        assert!(steps[1].reason.contains("addresses or routes changed"));
+    }
+
+    #[test]
+    fn crashed_vms_are_started_and_orphans_removed() {
+        let t = router();
+        let mut o = up(&t);
+        o.vms.get_mut("h2").unwrap().state = Some(VmState::Crashed);
+        o.vms.insert("old".into(), ObservedVm { state: Some(VmState::Running), has_overlay: true, ..Default::default() });
+        o.bridges.insert("mvb00000000".into());
+        let steps = plan(&t, &o);
+        assert_eq!(kinds(&steps), ["start_vm", "delete_vm", "delete_bridge"]);
+        assert_eq!(steps[0].reason, "h2 crashed");
+    }
+
+    #[test]
+    fn host_mode_needs_no_namespace() {
+        let mut t = router();
+        t.network_mode = NetworkMode::Host;
+        assert!(!kinds(&plan(&t, &ObservedLab::default())).contains(&"create_namespace".to_string()));
+    }
+}
