@@ -51,13 +51,7 @@ fn main() {
 fn boot_once(store: &ImageStore, topo: &topology::Topology, fw_cfg: bool) -> Duration {
     let vm = tempfile::tempdir().unwrap();
     let overlay = vm.path().join("overlay.qcow2");
-    engine::process::run(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-            .arg(store.path("tiny").unwrap())
-            .arg(&overlay),
-    )
-    .unwrap();
+    store.create_overlay("tiny", &overlay).unwrap();
     let files = engine::seed::render(topo, "vm1").unwrap();
     let seed = vm.path().join("seed.img");
     engine::seed::write_vfat(&files, &seed).unwrap();

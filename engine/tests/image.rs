@@ -65,10 +65,7 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
 
     let vm = tempfile::tempdir().unwrap();
     let overlay = vm.path().join("overlay.qcow2");
-    engine::process::run(
-        Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(&base).arg(&overlay),
-    )
-    .unwrap();
+    store.create_overlay("tiny", &overlay).unwrap();
     let t = topology::parse_and_validate(
         "version: 1\nname: imgtest\ndefaults: {image: tiny}\nnetworks:\n  - {name: a, subnet: 10.10.0.0/24}\n  - {name: b, subnet: 10.20.0.0/24}\nnodes:\n  - name: vm1\n    nics: [{network: a, address: 10.10.0.11/24}, {network: b}]\n    routes: [{to: 10.30.0.0/24, via: 10.20.0.1}]\n",
         topology::Format::Yaml,
@@ -150,13 +147,7 @@ fn import_refuses_bad_input_and_writes_nothing() {
     assert!(matches!(err, ImageError::Unreadable { .. }), "{err}");
 
     let backed = scratch.path().join("backed.qcow2");
-    engine::process::run(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-            .arg(store.path("tiny").unwrap())
-            .arg(&backed),
-    )
-    .unwrap();
+    store.create_overlay("tiny", &backed).unwrap();
     let err = store.import("backed", &backed).unwrap_err();
     assert!(matches!(err, ImageError::HasBacking { .. }), "{err}");
     assert!(err.to_string().contains("has a backing file"));
@@ -182,13 +173,7 @@ fn import_refuses_bad_input_and_writes_nothing() {
     // Removal is refused while an overlay uses the image.
     let vmdir = dir.path().join("labs/lab1/vms/vm1");
     std::fs::create_dir_all(&vmdir).unwrap();
-    engine::process::run(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-            .arg(store.path("copy").unwrap())
-            .arg(vmdir.join("overlay.qcow2")),
-    )
-    .unwrap();
+    store.create_overlay("copy", &vmdir.join("overlay.qcow2")).unwrap();
     let users = store.overlays_using("copy").unwrap();
     assert_eq!(users, ["lab1/vm1"]);
     assert!(matches!(store.remove("copy", users), Err(ImageError::InUse { .. })));

@@ -324,16 +324,8 @@ fn assemble_root(unpacked: &Path, root: &Path, modules: &[(&str, Vec<PathBuf>)],
         copy_file(&lib, &dest)?;
     }
 
-    let moddir = kernel_moddir(unpacked)?;
     for (group, list) in modules {
-        let mut order = String::new();
-        for m in list {
-            let name = m.file_stem().expect("a module file").to_string_lossy().into_owned();
-            copy_file(&moddir.join(m), &root.join("lib/modules").join(format!("{name}.ko")))?;
-            order.push_str(&name);
-            order.push('\n');
-        }
-        write_file(&root.join(format!("lib/modules/{group}.order")), order.as_bytes(), 0o644)?;
+        install_modules(unpacked, list, root, group)?;
     }
 
     write_file(&root.join("etc/inittab"), GUEST_INITTAB.as_bytes(), 0o644)?;
@@ -387,16 +379,23 @@ fn library_closure(unpacked: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
 fn make_initramfs(unpacked: &Path, dir: &Path, modules: &[PathBuf], out: &Path) -> Result<()> {
     copy_file(&unpacked.join("bin/busybox"), &dir.join("bin/busybox"))?;
     write_file(&dir.join("init"), GUEST_INIT.as_bytes(), 0o755)?;
+    install_modules(unpacked, modules, dir, "boot")?;
+    make_cpio(dir, out)
+}
+
+/// Copies `modules` flat into `<root>/lib/modules/` and lists them, in load
+/// order, in `<root>/lib/modules/<group>.order` (the guest insmods them in
+/// that order: no modprobe, no modules.dep).
+fn install_modules(unpacked: &Path, modules: &[PathBuf], root: &Path, group: &str) -> Result<()> {
     let moddir = kernel_moddir(unpacked)?;
     let mut order = String::new();
     for m in modules {
         let name = m.file_stem().expect("a module file").to_string_lossy().into_owned();
-        copy_file(&moddir.join(m), &dir.join("lib/modules").join(format!("{name}.ko")))?;
+        copy_file(&moddir.join(m), &root.join("lib/modules").join(format!("{name}.ko")))?;
         order.push_str(&name);
         order.push('\n');
     }
-    write_file(&dir.join("lib/modules/order"), order.as_bytes(), 0o644)?;
-    make_cpio(dir, out)
+    write_file(&root.join(format!("lib/modules/{group}.order")), order.as_bytes(), 0o644)
 }
 
 /// A gzip'd newc cpio archive of `dir`, owned by root.

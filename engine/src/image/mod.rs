@@ -215,6 +215,19 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Creates a VM's overlay at `dest`: a new qcow2 whose backing file is
+    /// image `name`, opened read-only by QEMU. The base is never written.
+    pub fn create_overlay(&self, name: &str, dest: &Path) -> Result<()> {
+        let base = self.path(name)?;
+        if !self.exists(name)? {
+            return Err(ImageError::NotFound(name.to_string()));
+        }
+        process::run(
+            Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(&base).arg(dest),
+        )?;
+        Ok(())
+    }
+
     /// Overlays under `<state>/labs/*/vms/*/` whose backing file is this
     /// image, as `lab/vm`.
     pub fn overlays_using(&self, name: &str) -> Result<Vec<String>> {
