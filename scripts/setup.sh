@@ -55,6 +55,13 @@ SRC
   apt-get install -y -qq "${apt_target[@]}" "${missing[@]}" >/dev/null
 fi
 
+# `minivm image build` downloads Debian packages: it needs package lists
+# that know the kernel metapackage.
+if ! apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  say "refreshing the Debian package lists (apt-get update)"
+  apt-get update -qq
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the rustup target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
