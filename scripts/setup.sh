@@ -57,7 +57,8 @@ fi
 
 # `minivm image build` downloads Debian packages: it needs package lists
 # that know the kernel metapackage.
-if ! apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+kernel_policy=$(apt-cache policy linux-image-cloud-amd64 2>/dev/null || true)
+if [[ $kernel_policy != *"Candidate: "[0-9]* ]]; then
   say "refreshing the Debian package lists (apt-get update)"
   apt-get update -qq
 fi
