@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod fsutil;
 pub mod image;
 pub mod lifecycle;
+pub mod net;
 pub mod plan;
 pub mod process;
 pub mod qemu;
