@@ -20,5 +20,6 @@ pub mod qemu;
 pub mod qga;
 pub mod seed;
 pub mod store;
+pub mod vm;
 
 pub use store::{LabEntry, LabStore, StoreError};

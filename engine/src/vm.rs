@@ -1,0 +1,101 @@
+//! Starting QEMU: in its own session (it outlives the engine and the
+//! server), as an unprivileged user with no capabilities, with the TAP fds
+//! the engine opened handed over as fds 3, 4, ... (`-netdev tap,fd=N`), and
+//! with QEMU's seccomp sandbox on.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use crate::qemu::{self, NicBackend, VmSpec};
+
+/// The first fd number QEMU sees the TAPs at.
+pub const FIRST_TAP_FD: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("VM {vm}: {n} TAP fds given for {m} TAP NICs")]
+    TapCount { vm: String, n: usize, m: usize },
+    #[error("VM {vm}: cannot open its log {path}")]
+    Log { vm: String, path: String, source: std::io::Error },
+    #[error("VM {vm}: qemu-system-x86_64 cannot start")]
+    Spawn { vm: String, source: std::io::Error },
+}
+
+/// Who QEMU runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `nobody:nogroup`, present on every Debian system.
+pub const NOBODY: RunAs = RunAs { uid: 65534, gid: 65534 };
+
+/// The `-sandbox` option: seccomp on, no privilege changes, no spawning.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// Launches `spec`. Its TAP NICs must be `NicBackend::TapFd(3)`,
+/// `TapFd(4)`, ... in order, and `taps` the matching open TAP queues.
+/// QEMU's stdout and stderr go to `<run_dir>/qemu.log`.
+pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Result<Child, VmError> {
+    let tap_nics = spec.nics.iter().filter(|n| matches!(n.backend, NicBackend::TapFd(_))).count();
+    if tap_nics != taps.len() {
+        return Err(VmError::TapCount { vm: spec.name.clone(), n: taps.len(), m: tap_nics });
+    }
+    let log_path = spec.run_dir.join("qemu.log");
+    let log = File::create(&log_path).map_err(|source| VmError::Log {
+        vm: spec.name.clone(),
+        path: log_path.display().to_string(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| VmError::Log {
+        vm: spec.name.clone(),
+        path: log_path.display().to_string(),
+        source,
+    })?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(qemu::argv(spec))
+        .args(["-sandbox", SANDBOX])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    if let Some(u) = run_as {
+        // std drops supplementary groups when it changes uid as root.
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    let raw: Vec<i32> = taps.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe calls (setsid, dup, dup2, fcntl) on fds the
+    // parent keeps open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // First move every fd above the target range, so that a source
+            // that is also a target number is not overwritten.
+            let mut high = Vec::with_capacity(raw.len());
+            for fd in &raw {
+                let h = libc::fcntl(*fd, libc::F_DUPFD, 1000);
+                if h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high.push(h);
+            }
+            for (i, h) in high.iter().enumerate() {
+                let target = FIRST_TAP_FD + i as i32;
+                if libc::dup2(*h, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(*h);
+                // dup2 clears FD_CLOEXEC on the target: QEMU inherits it.
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| VmError::Spawn { vm: spec.name.clone(), source })?;
+    drop(taps);
+    Ok(child)
+}
