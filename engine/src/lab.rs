@@ -1,0 +1,377 @@
+//! The executor and reconciler: observe what the host has of a lab, plan
+//! (`plan::plan`), apply each step, observe again. Level-triggered: `up`
+//! never asks why it runs, so a second `up` does nothing and a half-finished
+//! one is finished by the next.
+//!
+//! Files of a VM live in `<state>/labs/<lab>/vms/<vm>/`: overlay.qcow2,
+//! seed.img and minivm.conf, hardware.json (what the process was started
+//! with), qemu.pid, qemu.log, console.log, `ready` (the guest said so), the
+//! control sockets. The directory belongs to the unprivileged QEMU user.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use topology::names::{netns_name, tap_ifname};
+use topology::{NetworkMode, Topology};
+
+use crate::accel::Choice;
+use crate::image::ImageStore;
+use crate::lifecycle::VmState;
+use crate::plan::{self, Action, ObservedLab, ObservedVm, Step, VmHardware};
+use crate::qemu::{self, Nic, NicBackend, VmSpec};
+use crate::vm::{self, RunAs};
+use crate::{net, seed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{vm}: {what}")]
+    Vm { vm: String, what: String },
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("cannot {action} {}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("VMs not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+pub type Result<T, E = LabError> = std::result::Result<T, E>;
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LabError + 'a {
+    move |source| LabError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// What a started VM was started with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Started {
+    hardware: VmHardware,
+    seed_hash: String,
+}
+
+/// The engine for one state directory.
+pub struct Engine {
+    pub state_dir: PathBuf,
+    pub images: ImageStore,
+    pub accel: Choice,
+    pub run_as: Option<RunAs>,
+}
+
+impl Engine {
+    pub fn lab_dir(&self, lab: &str) -> PathBuf {
+        self.state_dir.join("labs").join(lab)
+    }
+
+    pub fn vm_dir(&self, lab: &str, vm: &str) -> PathBuf {
+        self.lab_dir(lab).join("vms").join(vm)
+    }
+
+    fn ns(t: &Topology) -> Option<String> {
+        (t.network_mode == NetworkMode::Isolated).then(|| netns_name(&t.name))
+    }
+
+    /// What the host has of lab `t.name`: only objects with its identity.
+    pub fn observe(&self, t: &Topology) -> Result<ObservedLab> {
+        let mut o = ObservedLab::default();
+        let ns = Self::ns(t);
+        o.namespace = ns.as_deref().is_some_and(net::namespace_exists);
+        if ns.is_none() || o.namespace {
+            let prefix = format!("minivm:{}:", t.name);
+            for l in net::links(ns.as_deref())? {
+                if !l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
+                    continue;
+                }
+                match l.kind.as_deref() {
+                    Some("bridge") => o.bridges.insert(l.name),
+                    Some("tun") => o.taps.insert(l.name),
+                    _ => false,
+                };
+            }
+        }
+        let vms = self.lab_dir(&t.name).join("vms");
+        if let Ok(rd) = fs::read_dir(&vms) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                o.vms.insert(name.clone(), self.observe_vm(&t.name, &name));
+            }
+        }
+        Ok(o)
+    }
+
+    fn observe_vm(&self, lab: &str, name: &str) -> ObservedVm {
+        let dir = self.vm_dir(lab, name);
+        let started: Option<Started> =
+            fs::read_to_string(dir.join("hardware.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
+        let alive = pid_of(&dir).is_some_and(|p| qemu_alive(p, name));
+        let state = if alive {
+            Some(if dir.join("ready").exists() { VmState::Running } else { VmState::Starting })
+        } else if dir.join("qemu.pid").exists() {
+            Some(VmState::Crashed)
+        } else if started.is_some() {
+            Some(VmState::Stopped)
+        } else {
+            None
+        };
+        ObservedVm {
+            state,
+            has_overlay: dir.join("overlay.qcow2").exists(),
+            hardware: started.as_ref().map(|s| s.hardware.clone()),
+            seed_hash: started.map(|s| s.seed_hash).filter(|_| dir.join("seed.img").exists()),
+        }
+    }
+
+    /// Applies one step.
+    pub fn apply(&self, t: &Topology, step: &Step) -> Result<()> {
+        let ns = Self::ns(t);
+        let n = ns.as_deref();
+        let lab = &t.name;
+        match &step.action {
+            Action::CreateNamespace { name } => net::create_namespace(name)?,
+            Action::CreateBridge { network, ifname } => {
+                net::ensure_bridge(n, ifname, &net::owner_alias(lab, &format!("bridge/{network}")))?
+            }
+            Action::CreateTap { vm, nic, ifname, bridge } => {
+                net::ensure_tap(n, ifname, &net::owner_alias(lab, &format!("tap/{vm}/{nic}")), bridge)?
+            }
+            Action::CreateOverlay { vm, image } => {
+                let dir = self.vm_dir(lab, vm);
+                fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+                self.give(&dir)?;
+                let overlay = dir.join("overlay.qcow2");
+                let _ = fs::remove_file(&overlay);
+                self.images.create_overlay(image, &overlay)?;
+                self.give(&overlay)?;
+            }
+            Action::WriteSeed { vm } => {
+                let dir = self.vm_dir(lab, vm);
+                fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+                let files = seed::render(t, vm).ok_or_else(|| LabError::Vm { vm: vm.clone(), what: "not in the topology".into() })?;
+                seed::write_vfat(&files, &dir.join("seed.img"))
+                    .map_err(|e| LabError::Vm { vm: vm.clone(), what: e.to_string() })?;
+                let conf = dir.join("minivm.conf");
+                crate::fsutil::write_atomic(&conf, files.minivm_conf.as_bytes()).map_err(io("write", &conf))?;
+            }
+            Action::StopVm { vm } => self.stop_vm(lab, vm, Duration::from_secs(10))?,
+            Action::StartVm { vm } => self.start_vm(t, vm)?,
+            Action::DeleteVm { vm } => {
+                self.stop_vm(lab, vm, Duration::from_secs(10))?;
+                let dir = self.vm_dir(lab, vm);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+                }
+            }
+            Action::DeleteTap { ifname } | Action::DeleteBridge { ifname } => {
+                let alias = net::links(n)?.into_iter().find(|l| &l.name == ifname).and_then(|l| l.alias);
+                if let Some(a) = alias.filter(|a| a.starts_with(&format!("minivm:{lab}:"))) {
+                    net::delete_owned(n, ifname, &a)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn give(&self, p: &Path) -> Result<()> {
+        if let Some(u) = self.run_as {
+            std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).map_err(io("chown", p))?;
+        }
+        Ok(())
+    }
+
+    fn start_vm(&self, t: &Topology, name: &str) -> Result<()> {
+        let lab = &t.name;
+        let ns = Self::ns(t);
+        let dir = self.vm_dir(lab, name);
+        let node = t.node(name).ok_or_else(|| LabError::Vm { vm: name.into(), what: "not in the topology".into() })?;
+        let hardware = plan::desired_hardware(t, name).expect("node exists");
+        let seed_hash = plan::desired_seed_hash(t, name).expect("node exists");
+        let mut taps = Vec::new();
+        let mut nics = Vec::new();
+        for (i, r) in topology::resolve::nics(t)[name].iter().enumerate() {
+            taps.push(net::open_tap(ns.as_deref(), &tap_ifname(lab, name, i))?);
+            nics.push(Nic { mac: r.mac, backend: NicBackend::TapFd(vm::FIRST_TAP_FD + i as i32) });
+        }
+        for f in ["ready", "qemu.pid", "console.log"] {
+            let _ = fs::remove_file(dir.join(f));
+        }
+        let spec = VmSpec {
+            name: name.into(),
+            accel: self.accel.accel,
+            cpus: t.node_cpus(node),
+            memory_mib: t.node_memory_mib(node),
+            disk: dir.join("overlay.qcow2"),
+            seed: Some(dir.join("seed.img")),
+            fw_cfg_config: Some(dir.join("minivm.conf")),
+            nics,
+            run_dir: dir.clone(),
+            wait_for_serial: true,
+        };
+        let child = vm::launch(&spec, taps, self.run_as).map_err(|e| LabError::Vm { vm: name.into(), what: e.to_string() })?;
+        let pid = child.id();
+        // The process belongs to its own session; nobody waits for it here.
+        std::mem::forget(child);
+        crate::fsutil::write_atomic(&dir.join("qemu.pid"), pid.to_string().as_bytes()).map_err(io("write", &dir))?;
+        let started = serde_json::to_string(&Started { hardware, seed_hash }).expect("serializes");
+        crate::fsutil::write_atomic(&dir.join("hardware.json"), started.as_bytes()).map_err(io("write", &dir))?;
+        watch_console(dir, name.to_string());
+        Ok(())
+    }
+
+    /// Powers a VM down (ACPI), waits up to `grace`, then quits it, then kills it.
+    pub fn stop_vm(&self, lab: &str, name: &str, grace: Duration) -> Result<()> {
+        let dir = self.vm_dir(lab, name);
+        let Some(pid) = pid_of(&dir).filter(|p| qemu_alive(*p, name)) else {
+            let _ = fs::remove_file(dir.join("qemu.pid"));
+            return Ok(());
+        };
+        if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
+            let _ = q.execute("system_powerdown");
+        }
+        let deadline = Instant::now() + grace;
+        while qemu_alive(pid, name) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if qemu_alive(pid, name) {
+            if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
+                let _ = q.execute("quit");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if qemu_alive(pid, name) {
+            // SAFETY: kill(2) on a pid whose cmdline we just checked is our QEMU.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while qemu_alive(pid, name) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = fs::remove_file(dir.join("qemu.pid"));
+        let _ = fs::remove_file(dir.join("ready"));
+        Ok(())
+    }
+
+    /// Makes the host match `t`: plan, apply, observe again, until the plan
+    /// is empty (at most a few rounds). Returns the steps applied.
+    pub fn reconcile(&self, t: &Topology, progress: &mut dyn FnMut(&Step)) -> Result<Vec<Step>> {
+        let mut done = Vec::new();
+        for _ in 0..3 {
+            let steps = plan::plan(t, &self.observe(t)?);
+            if steps.is_empty() {
+                break;
+            }
+            for s in steps {
+                progress(&s);
+                self.apply(t, &s)?;
+                done.push(s);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Waits until every VM of `t` has said it is ready.
+    pub fn wait_ready(&self, t: &Topology, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pending: Vec<&str> = t
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .filter(|n| !self.vm_dir(&t.name, n).join("ready").exists())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if let Some(dead) = pending.iter().find(|n| !pid_of(&self.vm_dir(&t.name, n)).is_some_and(|p| qemu_alive(p, n))) {
+                let log = fs::read_to_string(self.vm_dir(&t.name, dead).join("qemu.log")).unwrap_or_default();
+                return Err(LabError::Vm { vm: dead.to_string(), what: format!("QEMU exited: {}", log.trim()) });
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::NotReady(timeout, pending.join(", ")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops every VM and removes the lab's TAPs, bridges and namespace;
+    /// with `cleanup`, also its overlays, seeds and directory. Works from the
+    /// state directory alone: the topology file is not needed.
+    pub fn down(&self, lab: &str, network_mode: NetworkMode, cleanup: bool) -> Result<()> {
+        let vms = self.lab_dir(lab).join("vms");
+        if let Ok(rd) = fs::read_dir(&vms) {
+            for e in rd.flatten() {
+                self.stop_vm(lab, &e.file_name().to_string_lossy(), Duration::from_secs(10))?;
+            }
+        }
+        match network_mode {
+            NetworkMode::Isolated => net::delete_namespace(&netns_name(lab))?,
+            NetworkMode::Host => {
+                let prefix = format!("minivm:{lab}:");
+                let mut owned: Vec<net::Link> =
+                    net::links(None)?.into_iter().filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix))).collect();
+                owned.sort_by_key(|l| l.kind.as_deref() == Some("bridge")); // TAPs first
+                for l in owned {
+                    net::delete_owned(None, &l.name, l.alias.as_deref().unwrap_or_default())?;
+                }
+            }
+        }
+        if cleanup && vms.exists() {
+            fs::remove_dir_all(&vms).map_err(io("remove", &vms))?;
+        }
+        Ok(())
+    }
+}
+
+fn pid_of(dir: &Path) -> Option<u32> {
+    fs::read_to_string(dir.join("qemu.pid")).ok()?.trim().parse().ok()
+}
+
+/// True when `pid` is a live QEMU started for `vm` (its -name says so), so
+/// a recycled pid is never mistaken for ours.
+pub fn qemu_alive(pid: u32, vm: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+    !zombie && String::from_utf8_lossy(&cmdline).contains(&format!("process=minivm-{vm}"))
+}
+
+/// Reads the VM's serial console on a thread: appends it to console.log and
+/// writes the `ready` marker when the guest announces readiness.
+fn watch_console(dir: PathBuf, name: String) {
+    std::thread::spawn(move || {
+        let sock = qemu::serial_socket(&dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match UnixStream::connect(&sock) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => return,
+            }
+        };
+        let mut log = fs::OpenOptions::new().create(true).append(true).open(dir.join("console.log")).ok();
+        let marker = format!("minivm: ready {name}");
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(l) = log.as_mut() {
+                let _ = writeln!(l, "{line}");
+            }
+            if line.contains(&marker) {
+                let _ = fs::write(dir.join("ready"), b"");
+            }
+        }
+    });
+}
+
+/// Per VM: state and pid, for `status`.
+pub fn vm_states(engine: &Engine, t: &Topology) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
+    t.nodes
+        .iter()
+        .map(|n| {
+            let o = engine.observe_vm(&t.name, &n.name);
+            (n.name.clone(), (o.state, pid_of(&engine.vm_dir(&t.name, &n.name))))
+        })
+        .collect()
+}

@@ -1,0 +1,43 @@
+//! A minimal QMP client: enough to ask a VM to power down or quit.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    pub fn connect(socket: &Path) -> std::io::Result<Self> {
+        let s = UnixStream::connect(socket)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut q = Qmp { reader: BufReader::new(s.try_clone()?), writer: s };
+        q.read()?; // greeting
+        q.execute("qmp_capabilities")?;
+        Ok(q)
+    }
+
+    fn read(&mut self) -> std::io::Result<Value> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "QMP closed"));
+        }
+        serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// Runs a command; events that arrive first are skipped.
+    pub fn execute(&mut self, command: &str) -> std::io::Result<Value> {
+        self.writer.write_all(format!("{}\n", json!({"execute": command})).as_bytes())?;
+        loop {
+            let v = self.read()?;
+            if v.get("event").is_none() {
+                return Ok(v);
+            }
+        }
+    }
+}

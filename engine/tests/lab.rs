@@ -1,0 +1,77 @@
+//! The reconciler for real on examples/router.yaml (isolated mode: the
+//! lab's bridges and TAPs live in its own namespace): up, ping through the
+//! router, a second up does nothing, kill -9 of a QEMU is seen as crashed and
+//! the next up brings it back, down --cleanup leaves nothing. Needs root.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use engine::accel::{Accel, Choice};
+use engine::image::{self, ImageStore};
+use engine::lab::{qemu_alive, Engine};
+use engine::lifecycle::VmState;
+use engine::qga::Qga;
+use engine::vm::NOBODY;
+
+struct Down<'a>(&'a Engine, String);
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.down(&self.1, topology::NetworkMode::Isolated, true);
+    }
+}
+
+#[test]
+fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let images = ImageStore::open(state.path()).unwrap();
+    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
+    let engine = Engine {
+        state_dir: state.path().to_path_buf(),
+        images,
+        accel: Choice { accel: Accel::Tcg, reason: "test".into() },
+        run_as: Some(NOBODY),
+    };
+    let mut t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+    // A lab name of this test's own: its namespace and interfaces can never
+    // be those of a real lab on this machine.
+    t.name = format!("router-test-{}", std::process::id());
+    let lab = t.name.clone();
+    let _down = Down(&engine, lab.clone());
+
+    let steps = engine.reconcile(&t, &mut |_| {}).unwrap();
+    assert!(!steps.is_empty());
+    engine.wait_ready(&t, Duration::from_secs(240)).unwrap();
+
+    let h1 = engine.vm_dir(&lab, "h1");
+    let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
+    let ping = qga.exec("/bin/ping", &["-c", "2", "-W", "5", "10.20.0.12"], Duration::from_secs(60)).unwrap();
+    assert_eq!(ping.exit_code, 0, "h1 -> h2 through r1: {ping:?}");
+    drop(qga);
+
+    // Level-triggered: nothing left to do.
+    assert_eq!(engine::plan::plan(&t, &engine.observe(&t).unwrap()), vec![]);
+
+    // kill -9 of a QEMU: observed as crashed, and the next reconcile restarts it.
+    let h2 = engine.vm_dir(&lab, "h2");
+    let pid: u32 = std::fs::read_to_string(h2.join("qemu.pid")).unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) on the pid of the QEMU this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while qemu_alive(pid, "h2") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(engine.observe(&t).unwrap().vms["h2"].state, Some(VmState::Crashed));
+    let steps = engine.reconcile(&t, &mut |_| {}).unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0].reason, "h2 crashed");
+    engine.wait_ready(&t, Duration::from_secs(240)).unwrap();
+
+    engine.down(&lab, t.network_mode, true).unwrap();
+    assert!(!engine::net::namespace_exists(&topology::names::netns_name(&lab)));
+    assert!(!engine.lab_dir(&lab).join("vms").exists());
+    for vm in ["r1", "h1", "h2"] {
+        let procs = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+        assert!(!procs.into_iter().any(|p| qemu_alive(p, vm)), "a QEMU of {vm} is left");
+    }
+}
