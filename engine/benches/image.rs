@@ -58,6 +58,7 @@ fn boot_once(store: &ImageStore, topo: &topology::Topology, fw_cfg: bool) -> Dur
     let conf = vm.path().join("minivm.conf");
     std::fs::write(&conf, &files.minivm_conf).unwrap();
     let spec = VmSpec {
+        lab: "imgtest".into(),
         name: "vm1".into(),
         accel: Accel::Tcg,
         cpus: 1,

@@ -107,7 +107,7 @@ impl Engine {
         let dir = self.vm_dir(lab, name);
         let started: Option<Started> =
             fs::read_to_string(dir.join("hardware.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
-        let alive = pid_of(&dir).is_some_and(|p| qemu_alive(p, name));
+        let alive = pid_of(&dir).is_some_and(|p| qemu_alive(p, lab, name));
         let state = if alive {
             Some(if dir.join("ready").exists() { VmState::Running } else { VmState::Starting })
         } else if dir.join("qemu.pid").exists() {
@@ -199,6 +199,7 @@ impl Engine {
             let _ = fs::remove_file(dir.join(f));
         }
         let spec = VmSpec {
+            lab: lab.clone(),
             name: name.into(),
             accel: self.accel.accel,
             cpus: t.node_cpus(node),
@@ -224,7 +225,7 @@ impl Engine {
     /// Powers a VM down (ACPI), waits up to `grace`, then quits it, then kills it.
     pub fn stop_vm(&self, lab: &str, name: &str, grace: Duration) -> Result<()> {
         let dir = self.vm_dir(lab, name);
-        let Some(pid) = pid_of(&dir).filter(|p| qemu_alive(*p, name)) else {
+        let Some(pid) = pid_of(&dir).filter(|p| qemu_alive(*p, lab, name)) else {
             let _ = fs::remove_file(dir.join("qemu.pid"));
             return Ok(());
         };
@@ -232,21 +233,21 @@ impl Engine {
             let _ = q.execute("system_powerdown");
         }
         let deadline = Instant::now() + grace;
-        while qemu_alive(pid, name) && Instant::now() < deadline {
+        while qemu_alive(pid, lab, name) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        if qemu_alive(pid, name) {
+        if qemu_alive(pid, lab, name) {
             if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
                 let _ = q.execute("quit");
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        if qemu_alive(pid, name) {
+        if qemu_alive(pid, lab, name) {
             // SAFETY: kill(2) on a pid whose cmdline we just checked is our QEMU.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while qemu_alive(pid, name) && Instant::now() < deadline {
+        while qemu_alive(pid, lab, name) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = fs::remove_file(dir.join("qemu.pid"));
@@ -285,7 +286,7 @@ impl Engine {
             if pending.is_empty() {
                 return Ok(());
             }
-            if let Some(dead) = pending.iter().find(|n| !pid_of(&self.vm_dir(&t.name, n)).is_some_and(|p| qemu_alive(p, n))) {
+            if let Some(dead) = pending.iter().find(|n| !pid_of(&self.vm_dir(&t.name, n)).is_some_and(|p| qemu_alive(p, &t.name, n))) {
                 let log = fs::read_to_string(self.vm_dir(&t.name, dead).join("qemu.log")).unwrap_or_default();
                 return Err(LabError::Vm { vm: dead.to_string(), what: format!("QEMU exited: {}", log.trim()) });
             }
@@ -329,13 +330,14 @@ fn pid_of(dir: &Path) -> Option<u32> {
     fs::read_to_string(dir.join("qemu.pid")).ok()?.trim().parse().ok()
 }
 
-/// True when `pid` is a live QEMU started for `vm` (its -name says so), so
+/// True when `pid` is a live QEMU started for `lab`/`vm` (its -name says so), so
 /// a recycled pid is never mistaken for ours.
-pub fn qemu_alive(pid: u32, vm: &str) -> bool {
+pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
-    !zombie && String::from_utf8_lossy(&cmdline).contains(&format!("process=minivm-{vm}"))
+    let tag = format!("process={}\0", qemu::process_tag(lab, vm));
+    !zombie && String::from_utf8_lossy(&cmdline).contains(&tag)
 }
 
 /// Reads the VM's serial console on a thread: appends it to console.log and

@@ -28,6 +28,9 @@ pub struct Nic {
 /// Everything a VM's command line depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
+    /// The lab, part of the process tag (`process=minivm:<lab>:<vm>`) that
+    /// tells our QEMUs apart from any other process.
+    pub lab: String,
     pub name: String,
     pub accel: Accel,
     pub cpus: u32,
@@ -44,6 +47,11 @@ pub struct VmSpec {
     /// Wait for a client on the serial socket before running the guest, so
     /// that no byte of the boot log is lost.
     pub wait_for_serial: bool,
+}
+
+/// The tag in a VM's QEMU command line that says whose it is.
+pub fn process_tag(lab: &str, vm: &str) -> String {
+    format!("minivm:{lab}:{vm}")
 }
 
 pub fn qmp_socket(run_dir: &Path) -> PathBuf {
@@ -69,7 +77,7 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
     let q = |p: &Path| path(p).replace(',', ",,");
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-name", &format!("guest={},process=minivm-{}", spec.name, spec.name)]);
+    push(&["-name", &format!("guest={},process={}", spec.name, process_tag(&spec.lab, &spec.name))]);
     push(&["-machine", "pc", "-accel", spec.accel.name()]);
     if spec.accel == Accel::Kvm {
         push(&["-cpu", "host"]);
@@ -109,6 +117,7 @@ mod tests {
 
     fn spec() -> VmSpec {
         VmSpec {
+            lab: "lab".into(),
             name: "vm1".into(),
             accel: Accel::Tcg,
             cpus: 2,
@@ -133,6 +142,7 @@ mod tests {
     fn argv_has_accel_disks_nics_and_sockets() {
         let a = argv(&spec());
         assert_eq!(after(&a, "-accel"), ["tcg"]);
+        assert_eq!(after(&a, "-name"), ["guest=vm1,process=minivm:lab:vm1"]);
         assert_eq!(after(&a, "-smp"), ["2"]);
         assert_eq!(after(&a, "-m"), ["128"]);
         let drives = after(&a, "-drive");

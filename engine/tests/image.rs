@@ -76,6 +76,7 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     engine::seed::write_vfat(&files, &seed).unwrap();
     let nics = topology::resolve::nics(&t);
     let spec = VmSpec {
+        lab: "imgtest".into(),
         name: "vm1".into(),
         accel: Accel::Tcg,
         cpus: 1,

@@ -58,7 +58,7 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     // SAFETY: kill(2) on the pid of the QEMU this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while qemu_alive(pid, "h2") && std::time::Instant::now() < deadline {
+    while qemu_alive(pid, &lab, "h2") && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(engine.observe(&t).unwrap().vms["h2"].state, Some(VmState::Crashed));
@@ -72,6 +72,6 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     assert!(!engine.lab_dir(&lab).join("vms").exists());
     for vm in ["r1", "h1", "h2"] {
         let procs = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
-        assert!(!procs.into_iter().any(|p| qemu_alive(p, vm)), "a QEMU of {vm} is left");
+        assert!(!procs.into_iter().any(|p| qemu_alive(p, &lab, vm)), "a QEMU of {vm} is left");
     }
 }

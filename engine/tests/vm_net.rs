@@ -89,6 +89,7 @@ fn two_vms_on_a_bridge_ping_each_other() {
         net::ensure_tap(n, &tap, &net::owner_alias(&t.name, &format!("tap/{name}/0")), &br).unwrap();
         let fd = net::open_tap(n, &tap).unwrap();
         let spec = VmSpec {
+            lab: t.name.clone(),
             name: name.into(),
             accel: Accel::Tcg,
             cpus: 1,
