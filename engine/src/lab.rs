@@ -60,9 +60,30 @@ pub struct Engine {
     pub images: ImageStore,
     pub accel: Choice,
     pub run_as: Option<RunAs>,
+    /// VMs whose console this process reads (see `watch_console`).
+    watched: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Engine {
+    pub fn new(state_dir: &Path, accel: Choice, run_as: Option<RunAs>) -> Result<Self> {
+        Ok(Engine {
+            state_dir: state_dir.to_path_buf(),
+            images: ImageStore::open(state_dir)?,
+            accel,
+            run_as,
+            watched: Default::default(),
+        })
+    }
+
+    /// Reads `dir`'s console unless this process already does. A QEMU
+    /// started with `wait_for_serial` runs its guest only once a reader
+    /// connects, so whoever waits for readiness must be one.
+    fn watch(&self, dir: &Path, vm: &str) {
+        if self.watched.lock().expect("not poisoned").insert(dir.to_path_buf()) {
+            watch_console(dir.to_path_buf(), vm.to_string());
+        }
+    }
+
     pub fn lab_dir(&self, lab: &str) -> PathBuf {
         self.state_dir.join("labs").join(lab)
     }
@@ -218,7 +239,8 @@ impl Engine {
         crate::fsutil::write_atomic(&dir.join("qemu.pid"), pid.to_string().as_bytes()).map_err(io("write", &dir))?;
         let started = serde_json::to_string(&Started { hardware, seed_hash }).expect("serializes");
         crate::fsutil::write_atomic(&dir.join("hardware.json"), started.as_bytes()).map_err(io("write", &dir))?;
-        watch_console(dir, name.to_string());
+        self.watched.lock().expect("not poisoned").remove(&dir);
+        self.watch(&dir, name);
         Ok(())
     }
 
@@ -286,6 +308,9 @@ impl Engine {
             if pending.is_empty() {
                 return Ok(());
             }
+            for n in &pending {
+                self.watch(&self.vm_dir(&t.name, n), n);
+            }
             if let Some(dead) = pending.iter().find(|n| !pid_of(&self.vm_dir(&t.name, n)).is_some_and(|p| qemu_alive(p, &t.name, n))) {
                 let log = fs::read_to_string(self.vm_dir(&t.name, dead).join("qemu.log")).unwrap_or_default();
                 return Err(LabError::Vm { vm: dead.to_string(), what: format!("QEMU exited: {}", log.trim()) });
@@ -298,29 +323,28 @@ impl Engine {
     }
 
     /// Stops every VM and removes the lab's TAPs, bridges and namespace;
-    /// with `cleanup`, also its overlays, seeds and directory. Works from the
-    /// state directory alone: the topology file is not needed.
-    pub fn down(&self, lab: &str, network_mode: NetworkMode, cleanup: bool) -> Result<()> {
+    /// with `cleanup`, also its directory (overlays, seeds, stored topology).
+    /// Needs nothing but the lab's name: the topology file may be gone.
+    pub fn down(&self, lab: &str, cleanup: bool) -> Result<()> {
         let vms = self.lab_dir(lab).join("vms");
         if let Ok(rd) = fs::read_dir(&vms) {
             for e in rd.flatten() {
                 self.stop_vm(lab, &e.file_name().to_string_lossy(), Duration::from_secs(10))?;
             }
         }
-        match network_mode {
-            NetworkMode::Isolated => net::delete_namespace(&netns_name(lab))?,
-            NetworkMode::Host => {
-                let prefix = format!("minivm:{lab}:");
-                let mut owned: Vec<net::Link> =
-                    net::links(None)?.into_iter().filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix))).collect();
-                owned.sort_by_key(|l| l.kind.as_deref() == Some("bridge")); // TAPs first
-                for l in owned {
-                    net::delete_owned(None, &l.name, l.alias.as_deref().unwrap_or_default())?;
-                }
-            }
+        // Isolated labs: the namespace takes its bridges and TAPs with it.
+        net::delete_namespace(&netns_name(lab))?;
+        // Host-mode labs: only interfaces carrying this lab's alias, TAPs first.
+        let prefix = format!("minivm:{lab}:");
+        let mut owned: Vec<net::Link> =
+            net::links(None)?.into_iter().filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix))).collect();
+        owned.sort_by_key(|l| l.kind.as_deref() == Some("bridge"));
+        for l in owned {
+            net::delete_owned(None, &l.name, l.alias.as_deref().unwrap_or_default())?;
         }
-        if cleanup && vms.exists() {
-            fs::remove_dir_all(&vms).map_err(io("remove", &vms))?;
+        let dir = self.lab_dir(lab);
+        if cleanup && dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use engine::vm::NOBODY;
 struct Down<'a>(&'a Engine, String);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
-        let _ = self.0.down(&self.1, topology::NetworkMode::Isolated, true);
+        let _ = self.0.down(&self.1, true);
     }
 }
 
@@ -26,12 +26,7 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let images = ImageStore::open(state.path()).unwrap();
     image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
-    let engine = Engine {
-        state_dir: state.path().to_path_buf(),
-        images,
-        accel: Choice { accel: Accel::Tcg, reason: "test".into() },
-        run_as: Some(NOBODY),
-    };
+    let engine = Engine::new(state.path(), Choice { accel: Accel::Tcg, reason: "test".into() }, Some(NOBODY)).unwrap();
     let mut t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
     // A lab name of this test's own: its namespace and interfaces can never
     // be those of a real lab on this machine.
@@ -67,9 +62,9 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     assert_eq!(steps[0].reason, "h2 crashed");
     engine.wait_ready(&t, Duration::from_secs(240)).unwrap();
 
-    engine.down(&lab, t.network_mode, true).unwrap();
+    engine.down(&lab, true).unwrap();
     assert!(!engine::net::namespace_exists(&topology::names::netns_name(&lab)));
-    assert!(!engine.lab_dir(&lab).join("vms").exists());
+    assert!(!engine.lab_dir(&lab).exists());
     for vm in ["r1", "h1", "h2"] {
         let procs = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
         assert!(!procs.into_iter().any(|p| qemu_alive(p, &lab, vm)), "a QEMU of {vm} is left");

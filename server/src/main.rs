@@ -28,6 +28,12 @@ enum Command {
     Image(cmd::image::Args),
     /// Check that this host can run labs, and say which accelerator is used.
     Doctor(cmd::doctor::Args),
+    /// Make the host match a topology file and wait until every VM is ready.
+    Up(cmd::up::Args),
+    /// Stop a lab and remove its devices (and with --cleanup its files).
+    Down(cmd::down::Args),
+    /// Labs and their VMs: state, pid, accelerator, addresses, uptime.
+    Status(cmd::status::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Image(args) => cmd::image::run(args, &cli.state_dir),
         Command::Doctor(args) => cmd::doctor::run(args, &cli.state_dir),
+        Command::Up(args) => cmd::up::run(args, &cli.state_dir),
+        Command::Down(args) => cmd::down::run(args, &cli.state_dir),
+        Command::Status(args) => cmd::status::run(args, &cli.state_dir),
     };
     match result {
         Ok(code) => code,

@@ -48,6 +48,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reads and validates a topology file for the commands that act on it;
+/// every problem is in the error.
+pub fn load(path: &std::path::Path) -> anyhow::Result<topology::Topology> {
+    let name = path.display().to_string();
+    let text = read_limited(path)
+        .with_context(|| format!("cannot read {name}"))?
+        .ok_or_else(|| anyhow::anyhow!("{name}: larger than {MAX_FILE_BYTES} bytes; refused without parsing"))?;
+    let format = if name == "-" { Format::sniff(&text) } else { Format::from_file_name(&name) };
+    parse_and_validate(&text, format).map_err(|e| anyhow::anyhow!("{name} is invalid; nothing was changed:\n{e}"))
+}
+
 /// Reads at most MAX_FILE_BYTES (+1 to notice more); `None` when larger.
 fn read_limited(path: &std::path::Path) -> std::io::Result<Option<String>> {
     let mut buf = Vec::new();
