@@ -2,8 +2,9 @@
 //!
 //! Architecture invariant: this crate knows nothing of HTTP or Leptos, and it
 //! is never compiled to wasm (the guard below makes that a build error).
-//! Today it holds the lab store; images, QEMU, netlink and the reconciler
-//! come with the engine issue.
+//! It holds the lab store, the image store and build, seeds, QEMU launch,
+//! netlink, the planner and the executor/reconciler (`lab`). See
+//! ARCHITECTURE.md for the map.
 
 #[cfg(target_arch = "wasm32")]
 compile_error!("the engine touches the host and must never be compiled into the wasm bundle");
