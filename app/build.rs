@@ -13,17 +13,29 @@ fn main() {
         return;
     }
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let root = Path::new(&manifest).parent().expect("app/ is inside the workspace");
+    let root = Path::new(&manifest)
+        .parent()
+        .expect("app/ is inside the workspace");
     let esbuild = root.join("node_modules/.bin/esbuild");
     if !esbuild.exists() {
-        panic!("{} is missing: run `npm ci` in {} (scripts/setup.sh does)", esbuild.display(), root.display());
+        panic!(
+            "{} is missing: run `npm ci` in {} (scripts/setup.sh does)",
+            esbuild.display(),
+            root.display()
+        );
     }
     let out = Path::new(&manifest).join("js/dist/graph.mjs");
     let tmp = Path::new(&manifest).join(format!("js/dist/.graph.{}.mjs", std::process::id()));
     std::fs::create_dir_all(out.parent().unwrap()).expect("create js/dist");
     let status = Command::new(&esbuild)
         .arg(Path::new(&manifest).join("js/graph.js"))
-        .args(["--bundle", "--format=esm", "--minify", "--target=es2020", "--log-level=warning"])
+        .args([
+            "--bundle",
+            "--format=esm",
+            "--minify",
+            "--target=es2020",
+            "--log-level=warning",
+        ])
         .arg(format!("--outfile={}", tmp.display()))
         .current_dir(root)
         .status()

@@ -23,22 +23,32 @@ pub struct LabView {
 
 #[cfg(feature = "ssr")]
 fn store() -> Result<engine::LabStore, ServerFnError> {
-    use_context::<engine::LabStore>().ok_or_else(|| ServerFnError::new("the lab store is not configured"))
+    use_context::<engine::LabStore>()
+        .ok_or_else(|| ServerFnError::new("the lab store is not configured"))
 }
 
 /// Every lab in the state directory, sorted by name.
 #[server]
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
-    let labs = store()?.list().map_err(|e| ServerFnError::new(e.to_string()))?;
+    let labs = store()?
+        .list()
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
     Ok(labs
         .into_iter()
-        .map(|l| LabSummary { name: l.name, nodes: l.nodes, networks: l.networks, links: l.links })
+        .map(|l| LabSummary {
+            name: l.name,
+            nodes: l.nodes,
+            networks: l.networks,
+            links: l.links,
+        })
         .collect())
 }
 
 /// One lab's topology and revision.
 #[server]
 pub async fn get_lab(name: String) -> Result<LabView, ServerFnError> {
-    let (topology, revision) = store()?.get(&name).map_err(|e| ServerFnError::new(e.to_string()))?;
+    let (topology, revision) = store()?
+        .get(&name)
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
     Ok(LabView { topology, revision })
 }

@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(count("bridge"), 2);
         let edges: Vec<_> = els.iter().filter(|e| e["group"] == "edges").collect();
         assert_eq!(edges.len(), 4);
-        let r1_eth1 = edges.iter().find(|e| e["data"]["id"] == "nic:r1:1").unwrap();
+        let r1_eth1 = edges
+            .iter()
+            .find(|e| e["data"]["id"] == "nic:r1:1")
+            .unwrap();
         assert_eq!(r1_eth1["data"]["target"], "net:right");
         assert_eq!(r1_eth1["data"]["label"], "eth1");
         let h1 = els.iter().find(|e| e["data"]["id"] == "vm:h1").unwrap();

@@ -73,7 +73,12 @@ fn LabList(list: Vec<LabSummary>, selected: Signal<Option<String>>) -> impl Into
 #[component]
 fn LabDetail(lab: LabView) -> impl IntoView {
     let t = lab.topology;
-    let summary = format!("{} VMs, {} bridges, {} links", t.nodes.len(), t.networks.len(), t.link_count());
+    let summary = format!(
+        "{} VMs, {} bridges, {} links",
+        t.nodes.len(),
+        t.networks.len(),
+        t.link_count()
+    );
     let rows = t
         .nodes
         .iter()
@@ -82,7 +87,13 @@ fn LabDetail(lab: LabView) -> impl IntoView {
                 .nics
                 .iter()
                 .enumerate()
-                .map(|(i, nic)| format!("eth{i} → {} {}", nic.network, nic.address.as_deref().unwrap_or("")))
+                .map(|(i, nic)| {
+                    format!(
+                        "eth{i} → {} {}",
+                        nic.network,
+                        nic.address.as_deref().unwrap_or("")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             view! {

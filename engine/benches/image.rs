@@ -25,8 +25,16 @@ fn main() {
     let t = Instant::now();
     let rec = image::build::build(&store, "tiny", &mut |_, _| {}).expect("build");
     let build = t.elapsed();
-    println!("image build: {:.1} s with cached packages ({:.1} s including downloads)", build.as_secs_f64(), first.as_secs_f64());
-    println!("image size: {:.1} MB qcow2 file ({} MiB virtual); target <= 25 MB", rec.file_size as f64 / 1e6, rec.virtual_size >> 20);
+    println!(
+        "image build: {:.1} s with cached packages ({:.1} s including downloads)",
+        build.as_secs_f64(),
+        first.as_secs_f64()
+    );
+    println!(
+        "image size: {:.1} MB qcow2 file ({} MiB virtual); target <= 25 MB",
+        rec.file_size as f64 / 1e6,
+        rec.virtual_size >> 20
+    );
 
     let topo = topology::parse_and_validate(
         "version: 1\nname: bench\ndefaults: {image: tiny}\nnetworks: [{name: a, subnet: 10.10.0.0/24}, {name: b, subnet: 10.20.0.0/24}]\nnodes:\n  - {name: vm1, nics: [{network: a}, {network: b}]}\n",
@@ -39,7 +47,10 @@ fn main() {
             times.push(boot_once(&store, &topo, fw_cfg));
         }
         times.sort();
-        let secs: Vec<String> = times.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect();
+        let secs: Vec<String> = times
+            .iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect();
         println!(
             "launch -> network configured ({label}, TCG): median {:.2} s over {RUNS} runs [{}]; target <= 4 s",
             times[RUNS / 2].as_secs_f64(),
@@ -66,7 +77,13 @@ fn boot_once(store: &ImageStore, topo: &topology::Topology, fw_cfg: bool) -> Dur
         disk: overlay,
         seed: Some(seed),
         fw_cfg_config: fw_cfg.then_some(conf),
-        nics: topology::resolve::nics(topo)["vm1"].iter().map(|n| Nic { mac: n.mac, backend: NicBackend::Isolated }).collect(),
+        nics: topology::resolve::nics(topo)["vm1"]
+            .iter()
+            .map(|n| Nic {
+                mac: n.mac,
+                backend: NicBackend::Isolated,
+            })
+            .collect(),
         run_dir: vm.path().to_path_buf(),
         wait_for_serial: true,
     };
@@ -85,7 +102,9 @@ fn boot_once(store: &ImageStore, topo: &topology::Topology, fw_cfg: bool) -> Dur
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    serial.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    serial
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let mut ready = None;
     for line in BufReader::new(serial).lines() {
         let Ok(line) = line else { break };

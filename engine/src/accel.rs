@@ -76,33 +76,69 @@ pub fn probe_and_remember(state_dir: &Path) -> Choice {
 
 /// Decides afresh, running the probe guest when KVM looks usable.
 pub fn probe(state_dir: &Path) -> Choice {
-    let tcg = |reason: String| Choice { accel: Accel::Tcg, reason };
+    let tcg = |reason: String| Choice {
+        accel: Accel::Tcg,
+        reason,
+    };
     if !Path::new("/dev/kvm").exists() {
         return tcg("/dev/kvm does not exist (no KVM in this kernel or machine)".into());
     }
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         return tcg(format!("/dev/kvm cannot be opened: {e}"));
     }
     let dir = probe_dir(state_dir);
     let (kernel, initrd) = (dir.join("vmlinuz"), dir.join("initrd.gz"));
     if !kernel.exists() || !initrd.exists() {
-        return tcg("KVM is not verified yet: the probe kernel comes with `minivm image build`".into());
+        return tcg(
+            "KVM is not verified yet: the probe kernel comes with `minivm image build`".into(),
+        );
     }
     match run_probe(&kernel, &initrd, "kvm", PROBE_TIMEOUT) {
         Ok(elapsed) => Choice {
             accel: Accel::Kvm,
-            reason: format!("a probe guest booted under KVM in {:.2} s", elapsed.as_secs_f64()),
+            reason: format!(
+                "a probe guest booted under KVM in {:.2} s",
+                elapsed.as_secs_f64()
+            ),
         },
-        Err(why) => tcg(format!("/dev/kvm opens, but {why}; using TCG (software emulation)")),
+        Err(why) => tcg(format!(
+            "/dev/kvm opens, but {why}; using TCG (software emulation)"
+        )),
     }
 }
 
 /// Boots the probe guest under `accel`; Ok(time to the marker) or why not.
-pub fn run_probe(kernel: &Path, initrd: &Path, accel: &str, timeout: Duration) -> Result<Duration, String> {
+pub fn run_probe(
+    kernel: &Path,
+    initrd: &Path,
+    accel: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", accel, "-machine", "pc", "-m", "64", "-nodefaults", "-no-user-config"])
-        .args(["-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none"])
+        .args([
+            "-accel",
+            accel,
+            "-machine",
+            "pc",
+            "-m",
+            "64",
+            "-nodefaults",
+            "-no-user-config",
+        ])
+        .args([
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+        ])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -143,15 +179,31 @@ pub fn run_probe(kernel: &Path, initrd: &Path, accel: &str, timeout: Duration) -
     if out.contains(PROBE_MARKER) {
         return Ok(elapsed);
     }
-    if let Some(line) = err.lines().chain(out.lines()).find(|l| l.contains("KVM internal error")) {
+    if let Some(line) = err
+        .lines()
+        .chain(out.lines())
+        .find(|l| l.contains("KVM internal error"))
+    {
         return Err(format!("a probe guest under KVM died: {}", line.trim()));
     }
     match status {
-        None => Err(format!("a probe guest under KVM did not boot within {} s", timeout.as_secs())),
+        None => Err(format!(
+            "a probe guest under KVM did not boot within {} s",
+            timeout.as_secs()
+        )),
         Some(st) => {
-            let detail: Vec<&str> = err.lines().filter(|l| !l.contains("warning:") && !l.trim().is_empty()).collect();
-            let detail = if detail.is_empty() { String::new() } else { format!(": {}", detail.join("; ")) };
-            Err(format!("a probe guest under KVM stopped ({st}) before it finished booting{detail}"))
+            let detail: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.contains("warning:") && !l.trim().is_empty())
+                .collect();
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", detail.join("; "))
+            };
+            Err(format!(
+                "a probe guest under KVM stopped ({st}) before it finished booting{detail}"
+            ))
         }
     }
 }

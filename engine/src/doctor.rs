@@ -39,13 +39,27 @@ const MIN_FREE_BYTES: u64 = 2 << 30;
 pub fn run(state_dir: &Path) -> Report {
     let mut checks = Vec::new();
     let mut check = |name, result: Result<String, (Status, String, String)>| match result {
-        Ok(detail) => checks.push(Check { name, status: Status::Ok, detail, hint: None }),
-        Err((status, detail, hint)) => checks.push(Check { name, status, detail, hint: Some(hint) }),
+        Ok(detail) => checks.push(Check {
+            name,
+            status: Status::Ok,
+            detail,
+            hint: None,
+        }),
+        Err((status, detail, hint)) => checks.push(Check {
+            name,
+            status,
+            detail,
+            hint: Some(hint),
+        }),
     };
     let apt = |pkg: &str| format!("apt-get install {pkg} (scripts/setup.sh does)");
 
     for (name, bin, pkg) in [
-        ("qemu-system-x86_64", "qemu-system-x86_64", "qemu-system-x86"),
+        (
+            "qemu-system-x86_64",
+            "qemu-system-x86_64",
+            "qemu-system-x86",
+        ),
         ("qemu-img", "qemu-img", "qemu-utils"),
     ] {
         check(
@@ -62,12 +76,22 @@ pub fn run(state_dir: &Path) -> Report {
             .write(true)
             .open("/dev/net/tun")
             .map(|_| "opens read-write".to_string())
-            .map_err(|e| (Status::Fail, format!("cannot open: {e}"), "modprobe tun, and run as root".into())),
+            .map_err(|e| {
+                (
+                    Status::Fail,
+                    format!("cannot open: {e}"),
+                    "modprobe tun, and run as root".into(),
+                )
+            }),
     );
     check(
         "bridge and TAP",
         netns_bridge_tap().map_err(|e| {
-            (Status::Fail, e, "run as root with iproute2 installed; the kernel needs bridge and tun".into())
+            (
+                Status::Fail,
+                e,
+                "run as root with iproute2 installed; the kernel needs bridge and tun".into(),
+            )
         }),
     );
 
@@ -79,24 +103,42 @@ pub fn run(state_dir: &Path) -> Report {
 
     check("free disk", free_disk(state_dir));
 
-    let image = ImageStore::open(state_dir).map_err(|e| e.to_string()).and_then(|s| {
-        s.exists(DEFAULT_IMAGE).map_err(|e| e.to_string()).map(|ok| (ok, s))
-    });
+    let image = ImageStore::open(state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            s.exists(DEFAULT_IMAGE)
+                .map_err(|e| e.to_string())
+                .map(|ok| (ok, s))
+        });
     check(
         "default image",
         match image {
-            Ok((true, s)) => Ok(format!("{DEFAULT_IMAGE:?} at {}", s.path(DEFAULT_IMAGE).map(|p| p.display().to_string()).unwrap_or_default())),
+            Ok((true, s)) => Ok(format!(
+                "{DEFAULT_IMAGE:?} at {}",
+                s.path(DEFAULT_IMAGE)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )),
             Ok((false, _)) => Err((
                 Status::Fail,
                 format!("no image {DEFAULT_IMAGE:?} in {}", state_dir.display()),
                 format!("minivm image build {DEFAULT_IMAGE}"),
             )),
-            Err(e) => Err((Status::Fail, e, format!("check that {} is writable", state_dir.display()))),
+            Err(e) => Err((
+                Status::Fail,
+                e,
+                format!("check that {} is writable", state_dir.display()),
+            )),
         },
     );
 
     let can_run = checks.iter().all(|c| c.status != Status::Fail);
-    Report { checks, accelerator: choice.accel, accelerator_reason: choice.reason, can_run }
+    Report {
+        checks,
+        accelerator: choice.accel,
+        accelerator_reason: choice.reason,
+        can_run,
+    }
 }
 
 /// Creates a bridge and a TAP on it in a throwaway namespace, then deletes
@@ -105,9 +147,33 @@ fn netns_bridge_tap() -> Result<String, String> {
     let ns = format!("minivm-doctor-{}", std::process::id());
     process::run(Command::new("ip").args(["netns", "add", &ns])).map_err(|e| e.to_string())?;
     let result = (|| {
-        process::run(Command::new("ip").args(["-n", &ns, "link", "add", "mvdoctorbr", "type", "bridge"]))?;
-        process::run(Command::new("ip").args(["-n", &ns, "tuntap", "add", "mvdoctortap", "mode", "tap"]))?;
-        process::run(Command::new("ip").args(["-n", &ns, "link", "set", "mvdoctortap", "master", "mvdoctorbr"]))?;
+        process::run(Command::new("ip").args([
+            "-n",
+            &ns,
+            "link",
+            "add",
+            "mvdoctorbr",
+            "type",
+            "bridge",
+        ]))?;
+        process::run(Command::new("ip").args([
+            "-n",
+            &ns,
+            "tuntap",
+            "add",
+            "mvdoctortap",
+            "mode",
+            "tap",
+        ]))?;
+        process::run(Command::new("ip").args([
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "mvdoctortap",
+            "master",
+            "mvdoctorbr",
+        ]))?;
         process::run(Command::new("ip").args(["-n", &ns, "link", "set", "mvdoctorbr", "up"]))
     })();
     let deleted = process::run(Command::new("ip").args(["netns", "del", &ns]));
@@ -118,18 +184,35 @@ fn netns_bridge_tap() -> Result<String, String> {
 
 fn free_disk(state_dir: &Path) -> Result<String, (Status, String, String)> {
     let _ = std::fs::create_dir_all(state_dir);
-    let out = process::stdout(Command::new("df").args(["-Pk"]).arg(state_dir))
-        .map_err(|e| (Status::Warn, e.to_string(), "check the state directory".to_string()))?;
+    let out = process::stdout(Command::new("df").args(["-Pk"]).arg(state_dir)).map_err(|e| {
+        (
+            Status::Warn,
+            e.to_string(),
+            "check the state directory".to_string(),
+        )
+    })?;
     let avail_kib: u64 = out
         .lines()
         .nth(1)
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
-        .ok_or((Status::Warn, format!("cannot read df output: {out}"), "check the state directory".to_string()))?;
+        .ok_or((
+            Status::Warn,
+            format!("cannot read df output: {out}"),
+            "check the state directory".to_string(),
+        ))?;
     let bytes = avail_kib * 1024;
-    let detail = format!("{:.1} GiB free in {}", bytes as f64 / (1u64 << 30) as f64, state_dir.display());
+    let detail = format!(
+        "{:.1} GiB free in {}",
+        bytes as f64 / (1u64 << 30) as f64,
+        state_dir.display()
+    );
     if bytes < MIN_FREE_BYTES {
-        Err((Status::Warn, detail, "free some space: each VM's overlay grows as the guest writes".into()))
+        Err((
+            Status::Warn,
+            detail,
+            "free some space: each VM's overlay grows as the guest writes".into(),
+        ))
     } else {
         Ok(detail)
     }

@@ -36,15 +36,32 @@ pub enum LabError {
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error("cannot {action} {}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("VMs not ready after {0:?}: {1}")]
     NotReady(Duration, String),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<LabError>),
+    #[error("{vm}: not running (state {state})")]
+    NotRunning { vm: String, state: String },
+    #[error("{vm}: guest agent: {source}")]
+    Agent {
+        vm: String,
+        source: crate::qga::QgaError,
+    },
 }
 
 pub type Result<T, E = LabError> = std::result::Result<T, E>;
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LabError + 'a {
-    move |source| LabError::Io { action, path: path.to_path_buf(), source }
+    move |source| LabError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What a started VM was started with.
@@ -54,12 +71,29 @@ struct Started {
     seed_hash: String,
 }
 
+/// One step of a reconcile, for progress output: `done` of `total` have
+/// started (steps of different VMs run in parallel).
+pub struct Progress<'a> {
+    pub done: usize,
+    pub total: usize,
+    pub step: &'a Step,
+}
+
+/// An exclusive hold on one lab: `up`, `down`, `start`, `stop` of the same
+/// lab never interleave, across processes (flock; released on exit, even on
+/// kill -9).
+pub struct LabLock {
+    _file: fs::File,
+}
+
 /// The engine for one state directory.
 pub struct Engine {
     pub state_dir: PathBuf,
     pub images: ImageStore,
     pub accel: Choice,
     pub run_as: Option<RunAs>,
+    /// How many VMs are worked on at once (default: the number of cores).
+    pub parallel: usize,
     /// VMs whose console this process reads (see `watch_console`).
     watched: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
@@ -71,15 +105,65 @@ impl Engine {
             images: ImageStore::open(state_dir)?,
             accel,
             run_as,
+            parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             watched: Default::default(),
         })
+    }
+
+    /// Takes the lab's lock, waiting for another holder if there is one
+    /// (`waiting` is called once, before the wait).
+    pub fn lock(&self, lab: &str, waiting: &dyn Fn()) -> Result<LabLock> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.lab_dir(lab);
+        let path = dir.join(".lock");
+        let mut told = false;
+        loop {
+            fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io("open", &path))?;
+            // SAFETY: flock(2) on an fd we own.
+            let mut rc = unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            };
+            if rc != 0 {
+                if !told {
+                    waiting();
+                    told = true;
+                }
+                // SAFETY: as above, blocking this time.
+                rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+            }
+            if rc != 0 {
+                return Err(io("lock", &path)(std::io::Error::last_os_error()));
+            }
+            // `down --cleanup` may have removed the directory while we waited:
+            // then the lock we hold is on a deleted file; take a fresh one.
+            let held = file.metadata().map_err(io("stat", &path))?;
+            if fs::metadata(&path).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
+                return Ok(LabLock { _file: file });
+            }
+        }
     }
 
     /// Reads `dir`'s console unless this process already does. A QEMU
     /// started with `wait_for_serial` runs its guest only once a reader
     /// connects, so whoever waits for readiness must be one.
     fn watch(&self, dir: &Path, vm: &str) {
-        if self.watched.lock().expect("not poisoned").insert(dir.to_path_buf()) {
+        if self
+            .watched
+            .lock()
+            .expect("not poisoned")
+            .insert(dir.to_path_buf())
+        {
             watch_console(dir.to_path_buf(), vm.to_string());
         }
     }
@@ -114,23 +198,41 @@ impl Engine {
                 };
             }
         }
+        let procs = running_qemus(&t.name);
         let vms = self.lab_dir(&t.name).join("vms");
         if let Ok(rd) = fs::read_dir(&vms) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                o.vms.insert(name.clone(), self.observe_vm(&t.name, &name));
+                o.vms.insert(
+                    name.clone(),
+                    self.observe_vm(&t.name, &name, procs.get(&name).copied()),
+                );
             }
+        }
+        // A QEMU of this lab without a directory (its files were removed
+        // under it): observed, so that the plan deletes it.
+        for (name, _) in procs {
+            o.vms.entry(name).or_insert(ObservedVm {
+                state: Some(VmState::Starting),
+                ..Default::default()
+            });
         }
         Ok(o)
     }
 
-    fn observe_vm(&self, lab: &str, name: &str) -> ObservedVm {
+    /// One VM; `pid` is its live QEMU, found by its process tag.
+    fn observe_vm(&self, lab: &str, name: &str, pid: Option<u32>) -> ObservedVm {
         let dir = self.vm_dir(lab, name);
-        let started: Option<Started> =
-            fs::read_to_string(dir.join("hardware.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
-        let alive = pid_of(&dir).is_some_and(|p| qemu_alive(p, lab, name));
+        let started: Option<Started> = fs::read_to_string(dir.join("hardware.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok());
+        let alive = pid.is_some();
         let state = if alive {
-            Some(if dir.join("ready").exists() { VmState::Running } else { VmState::Starting })
+            Some(if dir.join("ready").exists() {
+                VmState::Running
+            } else {
+                VmState::Starting
+            })
         } else if dir.join("qemu.pid").exists() {
             Some(VmState::Crashed)
         } else if started.is_some() {
@@ -142,7 +244,9 @@ impl Engine {
             state,
             has_overlay: dir.join("overlay.qcow2").exists(),
             hardware: started.as_ref().map(|s| s.hardware.clone()),
-            seed_hash: started.map(|s| s.seed_hash).filter(|_| dir.join("seed.img").exists()),
+            seed_hash: started
+                .map(|s| s.seed_hash)
+                .filter(|_| dir.join("seed.img").exists()),
         }
     }
 
@@ -153,29 +257,52 @@ impl Engine {
         let lab = &t.name;
         match &step.action {
             Action::CreateNamespace { name } => net::create_namespace(name)?,
-            Action::CreateBridge { network, ifname } => {
-                net::ensure_bridge(n, ifname, &net::owner_alias(lab, &format!("bridge/{network}")))?
-            }
-            Action::CreateTap { vm, nic, ifname, bridge } => {
-                net::ensure_tap(n, ifname, &net::owner_alias(lab, &format!("tap/{vm}/{nic}")), bridge)?
-            }
+            Action::CreateBridge { network, ifname } => net::ensure_bridge(
+                n,
+                ifname,
+                &net::owner_alias(lab, &format!("bridge/{network}")),
+            )?,
+            Action::CreateTap {
+                vm,
+                nic,
+                ifname,
+                bridge,
+            } => net::ensure_tap(
+                n,
+                ifname,
+                &net::owner_alias(lab, &format!("tap/{vm}/{nic}")),
+                bridge,
+            )?,
             Action::CreateOverlay { vm, image } => {
                 let dir = self.vm_dir(lab, vm);
                 fs::create_dir_all(&dir).map_err(io("create", &dir))?;
                 self.give(&dir)?;
+                // Made under a temporary name and renamed: an `up` killed
+                // half-way never leaves a torn overlay that looks finished.
                 let overlay = dir.join("overlay.qcow2");
-                let _ = fs::remove_file(&overlay);
-                self.images.create_overlay(image, &overlay)?;
-                self.give(&overlay)?;
+                let tmp = dir.join(".overlay.qcow2.tmp");
+                let _ = fs::remove_file(&tmp);
+                self.images.create_overlay(image, &tmp)?;
+                self.give(&tmp)?;
+                fs::rename(&tmp, &overlay).map_err(io("rename", &overlay))?;
             }
             Action::WriteSeed { vm } => {
                 let dir = self.vm_dir(lab, vm);
                 fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-                let files = seed::render(t, vm).ok_or_else(|| LabError::Vm { vm: vm.clone(), what: "not in the topology".into() })?;
-                seed::write_vfat(&files, &dir.join("seed.img"))
-                    .map_err(|e| LabError::Vm { vm: vm.clone(), what: e.to_string() })?;
+                let files = seed::render(t, vm).ok_or_else(|| LabError::Vm {
+                    vm: vm.clone(),
+                    what: "not in the topology".into(),
+                })?;
+                let tmp = dir.join(".seed.img.tmp");
+                seed::write_vfat(&files, &tmp).map_err(|e| LabError::Vm {
+                    vm: vm.clone(),
+                    what: e.to_string(),
+                })?;
+                let img = dir.join("seed.img");
+                fs::rename(&tmp, &img).map_err(io("rename", &img))?;
                 let conf = dir.join("minivm.conf");
-                crate::fsutil::write_atomic(&conf, files.minivm_conf.as_bytes()).map_err(io("write", &conf))?;
+                crate::fsutil::write_atomic(&conf, files.minivm_conf.as_bytes())
+                    .map_err(io("write", &conf))?;
             }
             Action::StopVm { vm } => self.stop_vm(lab, vm, Duration::from_secs(10))?,
             Action::StartVm { vm } => self.start_vm(t, vm)?,
@@ -187,7 +314,10 @@ impl Engine {
                 }
             }
             Action::DeleteTap { ifname } | Action::DeleteBridge { ifname } => {
-                let alias = net::links(n)?.into_iter().find(|l| &l.name == ifname).and_then(|l| l.alias);
+                let alias = net::links(n)?
+                    .into_iter()
+                    .find(|l| &l.name == ifname)
+                    .and_then(|l| l.alias);
                 if let Some(a) = alias.filter(|a| a.starts_with(&format!("minivm:{lab}:"))) {
                     net::delete_owned(n, ifname, &a)?;
                 }
@@ -207,14 +337,20 @@ impl Engine {
         let lab = &t.name;
         let ns = Self::ns(t);
         let dir = self.vm_dir(lab, name);
-        let node = t.node(name).ok_or_else(|| LabError::Vm { vm: name.into(), what: "not in the topology".into() })?;
+        let node = t.node(name).ok_or_else(|| LabError::Vm {
+            vm: name.into(),
+            what: "not in the topology".into(),
+        })?;
         let hardware = plan::desired_hardware(t, name).expect("node exists");
         let seed_hash = plan::desired_seed_hash(t, name).expect("node exists");
         let mut taps = Vec::new();
         let mut nics = Vec::new();
         for (i, r) in topology::resolve::nics(t)[name].iter().enumerate() {
             taps.push(net::open_tap(ns.as_deref(), &tap_ifname(lab, name, i))?);
-            nics.push(Nic { mac: r.mac, backend: NicBackend::TapFd(vm::FIRST_TAP_FD + i as i32) });
+            nics.push(Nic {
+                mac: r.mac,
+                backend: NicBackend::TapFd(vm::FIRST_TAP_FD + i as i32),
+            });
         }
         for f in ["ready", "qemu.pid", "console.log"] {
             let _ = fs::remove_file(dir.join(f));
@@ -232,13 +368,25 @@ impl Engine {
             run_dir: dir.clone(),
             wait_for_serial: true,
         };
-        let child = vm::launch(&spec, taps, self.run_as).map_err(|e| LabError::Vm { vm: name.into(), what: e.to_string() })?;
+        // What the process is started with is recorded first: a QEMU found
+        // running (by its tag) is then always matched with its hardware,
+        // even when this process is killed before it writes the pidfile.
+        let started = serde_json::to_string(&Started {
+            hardware,
+            seed_hash,
+        })
+        .expect("serializes");
+        crate::fsutil::write_atomic(&dir.join("hardware.json"), started.as_bytes())
+            .map_err(io("write", &dir))?;
+        let child = vm::launch(&spec, taps, self.run_as).map_err(|e| LabError::Vm {
+            vm: name.into(),
+            what: e.to_string(),
+        })?;
         let pid = child.id();
         // The process belongs to its own session; nobody waits for it here.
         std::mem::forget(child);
-        crate::fsutil::write_atomic(&dir.join("qemu.pid"), pid.to_string().as_bytes()).map_err(io("write", &dir))?;
-        let started = serde_json::to_string(&Started { hardware, seed_hash }).expect("serializes");
-        crate::fsutil::write_atomic(&dir.join("hardware.json"), started.as_bytes()).map_err(io("write", &dir))?;
+        crate::fsutil::write_atomic(&dir.join("qemu.pid"), pid.to_string().as_bytes())
+            .map_err(io("write", &dir))?;
         self.watched.lock().expect("not poisoned").remove(&dir);
         self.watch(&dir, name);
         Ok(())
@@ -247,14 +395,22 @@ impl Engine {
     /// Powers a VM down (ACPI), waits up to `grace`, then quits it, then kills it.
     pub fn stop_vm(&self, lab: &str, name: &str, grace: Duration) -> Result<()> {
         let dir = self.vm_dir(lab, name);
-        let Some(pid) = pid_of(&dir).filter(|p| qemu_alive(*p, lab, name)) else {
+        let pid = pid_of(&dir)
+            .filter(|p| qemu_alive(*p, lab, name))
+            .or_else(|| running_qemus(lab).get(name).copied());
+        let Some(pid) = pid else {
             let _ = fs::remove_file(dir.join("qemu.pid"));
             return Ok(());
         };
-        if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
-            let _ = q.execute("system_powerdown");
+        // A guest that has not said it is ready has no acpid listening yet
+        // (and nothing worth a clean shutdown): it is quit at once.
+        let booted = dir.join("ready").exists();
+        if booted {
+            if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
+                let _ = q.execute("system_powerdown");
+            }
         }
-        let deadline = Instant::now() + grace;
+        let deadline = Instant::now() + if booted { grace } else { Duration::ZERO };
         while qemu_alive(pid, lab, name) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -278,72 +434,204 @@ impl Engine {
     }
 
     /// Makes the host match `t`: plan, apply, observe again, until the plan
-    /// is empty (at most a few rounds). Returns the steps applied.
-    pub fn reconcile(&self, t: &Topology, progress: &mut dyn FnMut(&Step)) -> Result<Vec<Step>> {
+    /// is empty (at most a few rounds). Lab-wide network objects are made
+    /// first, then each VM's steps run (VMs in parallel, at most
+    /// `self.parallel` at once), then lab-wide removals. With `only`, just
+    /// those VMs are worked on (plus the networks they need); nothing else
+    /// is touched. Returns the steps applied. A VM whose steps fail does not
+    /// stop the others; the errors are reported together at the end.
+    pub fn reconcile(
+        &self,
+        t: &Topology,
+        only: Option<&[&str]>,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Vec<Step>> {
         let mut done = Vec::new();
         for _ in 0..3 {
-            let steps = plan::plan(t, &self.observe(t)?);
-            if steps.is_empty() {
+            let mut p = plan::phases(plan::plan(t, &self.observe(t)?));
+            if let Some(only) = only {
+                p.per_vm.retain(|(vm, _)| only.contains(&vm.as_str()));
+                p.after.clear();
+                p.before.retain(|s| {
+                    matches!(
+                        s.action,
+                        Action::CreateNamespace { .. } | Action::CreateBridge { .. }
+                    )
+                });
+            }
+            let total = p.before.len()
+                + p.per_vm.iter().map(|(_, s)| s.len()).sum::<usize>()
+                + p.after.len();
+            if total == 0 {
                 break;
             }
-            for s in steps {
-                progress(&s);
-                self.apply(t, &s)?;
-                done.push(s);
+            let counter = std::sync::atomic::AtomicUsize::new(0);
+            let run = |s: &Step| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                progress(Progress {
+                    done: n,
+                    total,
+                    step: s,
+                });
+                self.apply(t, s)
+            };
+            for s in &p.before {
+                run(s)?;
             }
+            let queue = std::sync::Mutex::new(p.per_vm.iter());
+            let errors = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|scope| {
+                for _ in 0..self.parallel.max(1).min(p.per_vm.len()) {
+                    scope.spawn(|| loop {
+                        let Some((vm, steps)) = queue.lock().expect("not poisoned").next() else {
+                            break;
+                        };
+                        for s in steps {
+                            if let Err(e) = run(s) {
+                                tracing::warn!(lab = %t.name, %vm, error = %e, "step failed");
+                                errors.lock().expect("not poisoned").push(e);
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            let mut errors = errors.into_inner().expect("not poisoned");
+            if !errors.is_empty() {
+                return Err(if errors.len() == 1 {
+                    errors.remove(0)
+                } else {
+                    LabError::Several(errors)
+                });
+            }
+            for s in &p.after {
+                run(s)?;
+            }
+            done.extend(p.before);
+            done.extend(p.per_vm.into_iter().flat_map(|(_, s)| s));
+            done.extend(p.after);
         }
         Ok(done)
     }
 
-    /// Waits until every VM of `t` has said it is ready.
-    pub fn wait_ready(&self, t: &Topology, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+    /// Waits until each of `vms` has said it is ready; `ready` is called for
+    /// each as it gets there, with the time waited. Fails at once when a
+    /// VM's QEMU exits, with its log.
+    pub fn wait_ready(
+        &self,
+        lab: &str,
+        vms: &[&str],
+        timeout: Duration,
+        ready: &dyn Fn(&str, Duration),
+    ) -> Result<()> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut pending: Vec<&str> = vms.to_vec();
         loop {
-            let pending: Vec<&str> = t
-                .nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .filter(|n| !self.vm_dir(&t.name, n).join("ready").exists())
-                .collect();
+            pending.retain(|n| {
+                let is_ready = self.vm_dir(lab, n).join("ready").exists();
+                if is_ready {
+                    ready(n, started.elapsed());
+                }
+                !is_ready
+            });
             if pending.is_empty() {
                 return Ok(());
             }
             for n in &pending {
-                self.watch(&self.vm_dir(&t.name, n), n);
+                self.watch(&self.vm_dir(lab, n), n);
             }
-            if let Some(dead) = pending.iter().find(|n| !pid_of(&self.vm_dir(&t.name, n)).is_some_and(|p| qemu_alive(p, &t.name, n))) {
-                let log = fs::read_to_string(self.vm_dir(&t.name, dead).join("qemu.log")).unwrap_or_default();
-                return Err(LabError::Vm { vm: dead.to_string(), what: format!("QEMU exited: {}", log.trim()) });
+            let procs = running_qemus(lab);
+            if let Some(dead) = pending.iter().find(|n| !procs.contains_key(**n)) {
+                let log =
+                    fs::read_to_string(self.vm_dir(lab, dead).join("qemu.log")).unwrap_or_default();
+                return Err(LabError::Vm {
+                    vm: dead.to_string(),
+                    what: format!("QEMU exited: {}", log.trim()),
+                });
             }
             if Instant::now() > deadline {
                 return Err(LabError::NotReady(timeout, pending.join(", ")));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Runs `argv` in the guest through its agent; no shell is involved.
+    pub fn exec(
+        &self,
+        lab: &str,
+        vm: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::qga::ExecResult> {
+        let dir = self.vm_dir(lab, vm);
+        if !running_qemus(lab).contains_key(vm) {
+            let state = self
+                .observe_vm(lab, vm, None)
+                .state
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "defined".into());
+            return Err(LabError::NotRunning {
+                vm: vm.into(),
+                state,
+            });
+        }
+        let agent = |source| LabError::Agent {
+            vm: vm.into(),
+            source,
+        };
+        let mut qga = crate::qga::Qga::connect(&qemu::qga_socket(&dir), Duration::from_secs(10))
+            .map_err(agent)?;
+        let (path, args) = argv.split_first().ok_or_else(|| LabError::Vm {
+            vm: vm.into(),
+            what: "no command given".into(),
+        })?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        qga.exec(path, &args, timeout).map_err(agent)
     }
 
     /// Stops every VM and removes the lab's TAPs, bridges and namespace;
     /// with `cleanup`, also its directory (overlays, seeds, stored topology).
     /// Needs nothing but the lab's name: the topology file may be gone.
     pub fn down(&self, lab: &str, cleanup: bool) -> Result<()> {
-        let vms = self.lab_dir(lab).join("vms");
-        if let Ok(rd) = fs::read_dir(&vms) {
-            for e in rd.flatten() {
-                self.stop_vm(lab, &e.file_name().to_string_lossy(), Duration::from_secs(10))?;
-            }
+        // Every VM with a directory or a live process, stopped in parallel.
+        let mut vms: std::collections::BTreeSet<String> = running_qemus(lab).into_keys().collect();
+        if let Ok(rd) = fs::read_dir(self.lab_dir(lab).join("vms")) {
+            vms.extend(
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = vms
+                .iter()
+                .map(|vm| scope.spawn(move || self.stop_vm(lab, vm, Duration::from_secs(10))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("stop_vm does not panic"))
+                .collect()
+        });
+        results.into_iter().collect::<Result<Vec<()>>>()?;
         // Isolated labs: the namespace takes its bridges and TAPs with it.
         net::delete_namespace(&netns_name(lab))?;
         // Host-mode labs: only interfaces carrying this lab's alias, TAPs first.
         let prefix = format!("minivm:{lab}:");
-        let mut owned: Vec<net::Link> =
-            net::links(None)?.into_iter().filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix))).collect();
+        let mut owned: Vec<net::Link> = net::links(None)?
+            .into_iter()
+            .filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)))
+            .collect();
         owned.sort_by_key(|l| l.kind.as_deref() == Some("bridge"));
         for l in owned {
             net::delete_owned(None, &l.name, l.alias.as_deref().unwrap_or_default())?;
         }
         let dir = self.lab_dir(lab);
-        if cleanup && dir.exists() {
+        // A directory holding nothing but the lock (`down` of a lab that was
+        // never stored) is debris too.
+        let only_lock =
+            fs::read_dir(&dir).is_ok_and(|rd| rd.flatten().all(|e| e.file_name() == ".lock"));
+        if (cleanup || only_lock) && dir.exists() {
             fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
         }
         Ok(())
@@ -351,15 +639,53 @@ impl Engine {
 }
 
 fn pid_of(dir: &Path) -> Option<u32> {
-    fs::read_to_string(dir.join("qemu.pid")).ok()?.trim().parse().ok()
+    fs::read_to_string(dir.join("qemu.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The live QEMU processes of `lab`, by VM name, found by the process tag
+/// in their command line (`-name ...,process=minivm:<lab>:<vm>`): the
+/// pidfile is a hint; this finds a QEMU whose starter was killed before
+/// writing it.
+pub fn running_qemus(lab: &str) -> BTreeMap<String, u32> {
+    let needle = format!("process={}", qemu::process_tag(lab, ""));
+    let mut out = BTreeMap::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let Some(arg) = cmdline.split('\0').find(|a| a.contains(&needle)) else {
+            continue;
+        };
+        let vm = arg.split(&needle).nth(1).unwrap_or_default();
+        let vm = vm.split(',').next().unwrap_or_default();
+        if !vm.is_empty() && qemu_alive(pid, lab, vm) {
+            out.insert(vm.to_string(), pid);
+        }
+    }
+    out
 }
 
 /// True when `pid` is a live QEMU started for `lab`/`vm` (its -name says so), so
 /// a recycled pid is never mistaken for ours.
 pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+    let zombie = stat
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'));
     let tag = format!("process={}\0", qemu::process_tag(lab, vm));
     !zombie && String::from_utf8_lossy(&cmdline).contains(&tag)
 }
@@ -373,11 +699,17 @@ fn watch_console(dir: PathBuf, name: String) {
         let stream = loop {
             match UnixStream::connect(&sock) {
                 Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Err(_) => return,
             }
         };
-        let mut log = fs::OpenOptions::new().create(true).append(true).open(dir.join("console.log")).ok();
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("console.log"))
+            .ok();
         let marker = format!("minivm: ready {name}");
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -392,12 +724,19 @@ fn watch_console(dir: PathBuf, name: String) {
 }
 
 /// Per VM: state and pid, for `status`.
-pub fn vm_states(engine: &Engine, t: &Topology) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
+pub fn vm_states(
+    engine: &Engine,
+    t: &Topology,
+) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
+    let procs = running_qemus(&t.name);
     t.nodes
         .iter()
         .map(|n| {
-            let o = engine.observe_vm(&t.name, &n.name);
-            (n.name.clone(), (o.state, pid_of(&engine.vm_dir(&t.name, &n.name))))
+            let pid = procs.get(&n.name).copied();
+            (
+                n.name.clone(),
+                (engine.observe_vm(&t.name, &n.name, pid).state, pid),
+            )
         })
         .collect()
 }

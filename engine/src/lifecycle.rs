@@ -47,6 +47,19 @@ pub struct IllegalTransition {
     pub event: VmEvent,
 }
 
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VmState::Defined => "defined",
+            VmState::Starting => "starting",
+            VmState::Running => "running",
+            VmState::Stopping => "stopping",
+            VmState::Stopped => "stopped",
+            VmState::Crashed => "crashed",
+        })
+    }
+}
+
 impl VmState {
     /// The transition table.
     pub fn transition(self, event: VmEvent) -> Result<VmState, IllegalTransition> {
@@ -68,7 +81,10 @@ impl VmState {
 
     /// A QEMU process exists in this state.
     pub fn has_process(self) -> bool {
-        matches!(self, VmState::Starting | VmState::Running | VmState::Stopping)
+        matches!(
+            self,
+            VmState::Starting | VmState::Running | VmState::Stopping
+        )
     }
 }
 
@@ -84,7 +100,13 @@ mod tests {
     #[test]
     fn a_normal_life() {
         let mut s = Defined;
-        for (e, want) in [(Launched, Starting), (Ready, Running), (StopRequested, Stopping), (Exited, Stopped), (Launched, Starting)] {
+        for (e, want) in [
+            (Launched, Starting),
+            (Ready, Running),
+            (StopRequested, Stopping),
+            (Exited, Stopped),
+            (Launched, Starting),
+        ] {
             s = s.transition(e).unwrap();
             assert_eq!(s, want);
         }
@@ -99,9 +121,18 @@ mod tests {
 
     #[test]
     fn illegal_moves_are_refused() {
-        assert_eq!(Defined.transition(Ready), Err(IllegalTransition { from: Defined, event: Ready }));
+        assert_eq!(
+            Defined.transition(Ready),
+            Err(IllegalTransition {
+                from: Defined,
+                event: Ready
+            })
+        );
         assert!(Running.transition(Launched).is_err());
-        assert!(Running.transition(Reset).is_err(), "a running VM's files are never removed");
+        assert!(
+            Running.transition(Reset).is_err(),
+            "a running VM's files are never removed"
+        );
         assert!(Stopped.transition(Died).is_err());
     }
 
@@ -117,7 +148,12 @@ mod tests {
     #[test]
     fn every_state_has_a_way_out() {
         for s in ALL_STATES {
-            assert!(ALL_EVENTS.iter().any(|e| s.transition(*e).is_ok_and(|t| t != s)), "{s:?} is a dead end");
+            assert!(
+                ALL_EVENTS
+                    .iter()
+                    .any(|e| s.transition(*e).is_ok_and(|t| t != s)),
+                "{s:?} is a dead end"
+            );
         }
     }
 }

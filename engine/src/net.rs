@@ -31,11 +31,18 @@ pub enum NetError {
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{ifname} exists but is not ours (alias {alias:?}); rename or remove it, MiniVM will not touch it")]
-    NotOwned { ifname: String, alias: Option<String> },
+    NotOwned {
+        ifname: String,
+        alias: Option<String>,
+    },
     #[error("no interface named {0}")]
     NoLink(String),
     #[error("TAP {ifname}: {op} failed")]
-    Tun { ifname: String, op: &'static str, source: nix::Error },
+    Tun {
+        ifname: String,
+        op: &'static str,
+        source: nix::Error,
+    },
     #[error("cannot open /dev/net/tun")]
     TunDevice(#[source] std::io::Error),
     #[error(transparent)]
@@ -102,7 +109,8 @@ where
             .build()
             .map_err(|e| NetError::Netlink(e.to_string()))?;
         rt.block_on(async move {
-            let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetError::Netlink(e.to_string()))?;
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| NetError::Netlink(e.to_string()))?;
             tokio::spawn(conn);
             op(handle).await
         })
@@ -114,8 +122,12 @@ where
 /// Moves the calling thread into namespace `ns`.
 fn enter(ns: Option<&str>) -> Result<()> {
     if let Some(name) = ns {
-        let f = File::open(netns_path(name)).map_err(|_| NetError::NoNamespace(name.to_string()))?;
-        setns(f, CloneFlags::CLONE_NEWNET).map_err(|source| NetError::Enter { name: name.to_string(), source })?;
+        let f =
+            File::open(netns_path(name)).map_err(|_| NetError::NoNamespace(name.to_string()))?;
+        setns(f, CloneFlags::CLONE_NEWNET).map_err(|source| NetError::Enter {
+            name: name.to_string(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -125,7 +137,13 @@ fn nl(e: rtnetlink::Error) -> NetError {
 }
 
 fn to_link(m: &LinkMessage) -> Link {
-    let mut l = Link { name: String::new(), index: m.header.index, alias: None, kind: None, controller: None };
+    let mut l = Link {
+        name: String::new(),
+        index: m.header.index,
+        alias: None,
+        kind: None,
+        controller: None,
+    };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
@@ -149,7 +167,13 @@ fn to_link(m: &LinkMessage) -> Link {
 }
 
 async fn get_links(handle: &Handle) -> Result<Vec<Link>> {
-    let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.map_err(nl)?;
+    let msgs: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl)?;
     Ok(msgs.iter().map(to_link).collect())
 }
 
@@ -165,16 +189,32 @@ pub fn ensure_bridge(ns: Option<&str>, ifname: &str, alias: &str) -> Result<()> 
         let index = match get_links(&h).await?.into_iter().find(|l| l.name == ifname) {
             Some(l) => {
                 if !adoptable(&l, &alias) || l.kind.as_deref() != Some("bridge") {
-                    return Err(NetError::NotOwned { ifname, alias: l.alias });
+                    return Err(NetError::NotOwned {
+                        ifname,
+                        alias: l.alias,
+                    });
                 }
                 l.index
             }
             None => {
-                h.link().add(LinkBridge::new(&ifname).build()).execute().await.map_err(nl)?;
-                get_links(&h).await?.into_iter().find(|l| l.name == ifname).ok_or(NetError::NoLink(ifname))?.index
+                h.link()
+                    .add(LinkBridge::new(&ifname).build())
+                    .execute()
+                    .await
+                    .map_err(nl)?;
+                get_links(&h)
+                    .await?
+                    .into_iter()
+                    .find(|l| l.name == ifname)
+                    .ok_or(NetError::NoLink(ifname))?
+                    .index
             }
         };
-        h.link().set(LinkUnspec::new_with_index(index).alias(alias).up().build()).execute().await.map_err(nl)
+        h.link()
+            .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
+            .execute()
+            .await
+            .map_err(nl)
     })
 }
 
@@ -199,8 +239,16 @@ nix::ioctl_write_int_bad!(tunsetpersist, 0x4004_54cb);
 /// Opens (creating if needed) TAP `ifname` in the calling thread's
 /// namespace and returns its queue fd.
 fn tun_open(ifname: &str) -> Result<OwnedFd> {
-    let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(NetError::TunDevice)?;
-    let mut req = IfReq { name: [0; 16], flags: IFF_TAP | IFF_NO_PI, _pad: [0; 22] };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(NetError::TunDevice)?;
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: IFF_TAP | IFF_NO_PI,
+        _pad: [0; 22],
+    };
     let bytes = ifname.as_bytes();
     req.name[..bytes.len().min(15)].copy_from_slice(&bytes[..bytes.len().min(15)]);
     // SAFETY: the fd is an open /dev/net/tun; `req` is a properly sized,
@@ -221,7 +269,10 @@ pub fn ensure_tap(ns: Option<&str>, ifname: &str, alias: &str, bridge: &str) -> 
         let links = get_links(&h).await?;
         if let Some(l) = links.iter().find(|l| l.name == ifname) {
             if !adoptable(l, &alias) {
-                return Err(NetError::NotOwned { ifname, alias: l.alias.clone() });
+                return Err(NetError::NotOwned {
+                    ifname,
+                    alias: l.alias.clone(),
+                });
             }
         } else {
             let fd = tun_open(&ifname)?;
@@ -233,10 +284,22 @@ pub fn ensure_tap(ns: Option<&str>, ifname: &str, alias: &str, bridge: &str) -> 
             })?;
         }
         let links = get_links(&h).await?;
-        let tap = links.iter().find(|l| l.name == ifname).ok_or_else(|| NetError::NoLink(ifname.clone()))?;
-        let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| NetError::NoLink(bridge.clone()))?;
+        let tap = links
+            .iter()
+            .find(|l| l.name == ifname)
+            .ok_or_else(|| NetError::NoLink(ifname.clone()))?;
+        let br = links
+            .iter()
+            .find(|l| l.name == bridge)
+            .ok_or_else(|| NetError::NoLink(bridge.clone()))?;
         h.link()
-            .set(LinkUnspec::new_with_index(tap.index).alias(alias).controller(br.index).up().build())
+            .set(
+                LinkUnspec::new_with_index(tap.index)
+                    .alias(alias)
+                    .controller(br.index)
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(nl)
@@ -251,7 +314,10 @@ pub fn open_tap(ns: Option<&str>, ifname: &str) -> Result<OwnedFd> {
     in_ns(ns, move |h| async move {
         match get_links(&h).await?.into_iter().find(|l| l.name == ifname) {
             Some(l) if l.kind.as_deref() == Some("tun") => tun_open(&ifname),
-            Some(l) => Err(NetError::NotOwned { ifname, alias: l.alias }),
+            Some(l) => Err(NetError::NotOwned {
+                ifname,
+                alias: l.alias,
+            }),
             None => Err(NetError::NoLink(ifname)),
         }
     })
@@ -262,9 +328,14 @@ pub fn open_tap(ns: Option<&str>, ifname: &str) -> Result<OwnedFd> {
 pub fn delete_owned(ns: Option<&str>, ifname: &str, alias: &str) -> Result<()> {
     let (ifname, alias) = (ifname.to_string(), alias.to_string());
     in_ns(ns, move |h| async move {
-        let Some(l) = get_links(&h).await?.into_iter().find(|l| l.name == ifname) else { return Ok(()) };
+        let Some(l) = get_links(&h).await?.into_iter().find(|l| l.name == ifname) else {
+            return Ok(());
+        };
         if l.alias.as_deref() != Some(alias.as_str()) {
-            return Err(NetError::NotOwned { ifname, alias: l.alias });
+            return Err(NetError::NotOwned {
+                ifname,
+                alias: l.alias,
+            });
         }
         h.link().del(l.index).execute().await.map_err(nl)
     })

@@ -44,16 +44,101 @@ pub struct ObservedLab {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    CreateNamespace { name: String },
-    CreateBridge { network: String, ifname: String },
-    CreateTap { vm: String, nic: usize, ifname: String, bridge: String },
-    CreateOverlay { vm: String, image: String },
-    WriteSeed { vm: String },
-    StopVm { vm: String },
-    StartVm { vm: String },
-    DeleteVm { vm: String },
-    DeleteTap { ifname: String },
-    DeleteBridge { ifname: String },
+    CreateNamespace {
+        name: String,
+    },
+    CreateBridge {
+        network: String,
+        ifname: String,
+    },
+    CreateTap {
+        vm: String,
+        nic: usize,
+        ifname: String,
+        bridge: String,
+    },
+    CreateOverlay {
+        vm: String,
+        image: String,
+    },
+    WriteSeed {
+        vm: String,
+    },
+    StopVm {
+        vm: String,
+    },
+    StartVm {
+        vm: String,
+    },
+    DeleteVm {
+        vm: String,
+    },
+    DeleteTap {
+        ifname: String,
+    },
+    DeleteBridge {
+        ifname: String,
+    },
+}
+
+impl Action {
+    /// The VM the action belongs to; `None` for lab-wide network objects.
+    /// Actions of different VMs are independent and may run in parallel.
+    pub fn vm(&self) -> Option<&str> {
+        match self {
+            Action::CreateTap { vm, .. }
+            | Action::CreateOverlay { vm, .. }
+            | Action::WriteSeed { vm }
+            | Action::StopVm { vm }
+            | Action::StartVm { vm }
+            | Action::DeleteVm { vm } => Some(vm),
+            Action::CreateNamespace { .. }
+            | Action::CreateBridge { .. }
+            | Action::DeleteTap { .. }
+            | Action::DeleteBridge { .. } => None,
+        }
+    }
+
+    /// The action's name as in `--dry-run --json` (`create_tap`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::CreateNamespace { .. } => "create_namespace",
+            Action::CreateBridge { .. } => "create_bridge",
+            Action::CreateTap { .. } => "create_tap",
+            Action::CreateOverlay { .. } => "create_overlay",
+            Action::WriteSeed { .. } => "write_seed",
+            Action::StopVm { .. } => "stop_vm",
+            Action::StartVm { .. } => "start_vm",
+            Action::DeleteVm { .. } => "delete_vm",
+            Action::DeleteTap { .. } => "delete_tap",
+            Action::DeleteBridge { .. } => "delete_bridge",
+        }
+    }
+}
+
+/// Steps split into the phases the executor runs: lab-wide creations in
+/// order, then each VM's steps (in order within a VM; VMs in parallel),
+/// then lab-wide removals.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub before: Vec<Step>,
+    pub per_vm: Vec<(String, Vec<Step>)>,
+    pub after: Vec<Step>,
+}
+
+pub fn phases(steps: Vec<Step>) -> Phases {
+    let mut p = Phases::default();
+    for s in steps {
+        match (s.action.vm().map(str::to_string), &s.action) {
+            (Some(vm), _) => match p.per_vm.iter_mut().find(|(v, _)| *v == vm) {
+                Some((_, list)) => list.push(s),
+                None => p.per_vm.push((vm, vec![s])),
+            },
+            (None, Action::DeleteTap { .. } | Action::DeleteBridge { .. }) => p.after.push(s),
+            (None, _) => p.before.push(s),
+        }
+    }
+    p
 }
 
 /// One action and why.
@@ -72,14 +157,21 @@ pub fn desired_hardware(t: &Topology, vm: &str) -> Option<VmHardware> {
         image: t.node_image(node).unwrap_or_default().to_string(),
         cpus: t.node_cpus(node),
         memory_mib: t.node_memory_mib(node),
-        nics: nics.get(vm)?.iter().map(|n| (n.mac.to_string(), n.network.clone())).collect(),
+        nics: nics
+            .get(vm)?
+            .iter()
+            .map(|n| (n.mac.to_string(), n.network.clone()))
+            .collect(),
     })
 }
 
 /// Hash of the seed `vm` should boot with.
 pub fn desired_seed_hash(t: &Topology, vm: &str) -> Option<String> {
     let s = crate::seed::render(t, vm)?;
-    Some(format!("{:016x}", topology::names::stable_hash(&[&s.minivm_conf, &s.network_config, &s.user_data])))
+    Some(format!(
+        "{:016x}",
+        topology::names::stable_hash(&[&s.minivm_conf, &s.network_config, &s.user_data])
+    ))
 }
 
 fn hardware_change(old: &VmHardware, new: &VmHardware) -> Option<String> {
@@ -91,7 +183,10 @@ fn hardware_change(old: &VmHardware, new: &VmHardware) -> Option<String> {
         what.push(format!("cpus {} → {}", old.cpus, new.cpus));
     }
     if old.memory_mib != new.memory_mib {
-        what.push(format!("memory {} → {} MiB", old.memory_mib, new.memory_mib));
+        what.push(format!(
+            "memory {} → {} MiB",
+            old.memory_mib, new.memory_mib
+        ));
     }
     if old.nics != new.nics {
         what.push(format!("NICs {} → {}", old.nics.len(), new.nics.len()));
@@ -108,14 +203,22 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
     let lab = &t.name;
 
     if t.network_mode == NetworkMode::Isolated && !observed.namespace {
-        push(Action::CreateNamespace { name: netns_name(lab) }, "the lab's network namespace is missing".into());
+        push(
+            Action::CreateNamespace {
+                name: netns_name(lab),
+            },
+            "the lab's network namespace is missing".into(),
+        );
     }
     let mut want_bridges = BTreeSet::new();
     for net in &t.networks {
         let ifname = bridge_ifname(lab, &net.name);
         if !observed.bridges.contains(&ifname) {
             push(
-                Action::CreateBridge { network: net.name.clone(), ifname: ifname.clone() },
+                Action::CreateBridge {
+                    network: net.name.clone(),
+                    ifname: ifname.clone(),
+                },
                 format!("network {:?} has no bridge", net.name),
             );
         }
@@ -149,22 +252,37 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
         let obs = observed.vms.get(&vm).cloned().unwrap_or_default();
         let image_changed = obs.hardware.as_ref().is_some_and(|h| h.image != hw.image);
         if image_changed {
-            push(Action::DeleteVm { vm: vm.clone() }, format!("{vm}: its image changed; the overlay is rebuilt"));
+            push(
+                Action::DeleteVm { vm: vm.clone() },
+                format!("{vm}: its image changed; the overlay is rebuilt"),
+            );
         }
         if !obs.has_overlay || image_changed {
-            push(Action::CreateOverlay { vm: vm.clone(), image: hw.image.clone() }, format!("{vm} has no overlay"));
+            push(
+                Action::CreateOverlay {
+                    vm: vm.clone(),
+                    image: hw.image.clone(),
+                },
+                format!("{vm} has no overlay"),
+            );
         }
         if obs.seed_hash.as_deref() != Some(seed.as_str()) {
-            push(Action::WriteSeed { vm: vm.clone() }, format!("{vm}'s seed is missing or out of date"));
+            push(
+                Action::WriteSeed { vm: vm.clone() },
+                format!("{vm}'s seed is missing or out of date"),
+            );
         }
         let alive = obs.state.is_some_and(|s| s.has_process());
         if alive && !image_changed {
-            let change = obs.hardware.as_ref().and_then(|old| hardware_change(old, &hw));
+            let change = obs
+                .hardware
+                .as_ref()
+                .and_then(|old| hardware_change(old, &hw));
             let reason = match change {
                 Some(c) => Some(format!("{vm} is recreated: {c}")),
-                None if obs.seed_hash.as_deref() != Some(seed.as_str()) => {
-                    Some(format!("{vm} is restarted: its addresses or routes changed (read at boot)"))
-                }
+                None if obs.seed_hash.as_deref() != Some(seed.as_str()) => Some(format!(
+                    "{vm} is restarted: its addresses or routes changed (read at boot)"
+                )),
                 None => None,
             };
             if let Some(r) = reason {
@@ -188,13 +306,24 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
     }
 
     for vm in observed.vms.keys().filter(|v| t.node(v).is_none()) {
-        push(Action::DeleteVm { vm: vm.clone() }, format!("{vm} is no longer in the topology"));
+        push(
+            Action::DeleteVm { vm: vm.clone() },
+            format!("{vm} is no longer in the topology"),
+        );
     }
     for tap in observed.taps.difference(&want_taps) {
-        push(Action::DeleteTap { ifname: tap.clone() }, format!("{tap} belongs to no NIC of the topology"));
+        push(
+            Action::DeleteTap {
+                ifname: tap.clone(),
+            },
+            format!("{tap} belongs to no NIC of the topology"),
+        );
     }
     for br in observed.bridges.difference(&want_bridges) {
-        push(Action::DeleteBridge { ifname: br.clone() }, format!("{br} belongs to no network of the topology"));
+        push(
+            Action::DeleteBridge { ifname: br.clone() },
+            format!("{br} belongs to no network of the topology"),
+        );
     }
     steps
 }
@@ -209,7 +338,10 @@ mod tests {
 
     /// What the host looks like once `t` is fully up.
     fn up(t: &Topology) -> ObservedLab {
-        let mut o = ObservedLab { namespace: true, ..Default::default() };
+        let mut o = ObservedLab {
+            namespace: true,
+            ..Default::default()
+        };
         for s in plan(t, &ObservedLab::default()) {
             match s.action {
                 Action::CreateBridge { ifname, .. } => {
@@ -236,7 +368,47 @@ mod tests {
     }
 
     fn kinds(steps: &[Step]) -> Vec<String> {
-        steps.iter().map(|s| serde_json::to_value(&s.action).unwrap()["action"].as_str().unwrap().to_string()).collect()
+        steps.iter().map(|s| s.action.kind().to_string()).collect()
+    }
+
+    #[test]
+    fn kind_is_the_serialized_tag() {
+        for s in plan(&router(), &ObservedLab::default()) {
+            assert_eq!(
+                serde_json::to_value(&s.action).unwrap()["action"],
+                s.action.kind()
+            );
+        }
+    }
+
+    #[test]
+    fn phases_keep_order_within_a_vm_and_put_network_first() {
+        let t = router();
+        let p = phases(plan(&t, &ObservedLab::default()));
+        assert_eq!(
+            kinds(&p.before),
+            ["create_namespace", "create_bridge", "create_bridge"]
+        );
+        assert_eq!(
+            p.per_vm.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
+            ["r1", "h1", "h2"]
+        );
+        for (vm, steps) in &p.per_vm {
+            assert!(steps.iter().all(|s| s.action.vm() == Some(vm.as_str())));
+            assert_eq!(
+                kinds(steps).last().unwrap(),
+                "start_vm",
+                "{vm}: the start comes last"
+            );
+        }
+        assert!(p.after.is_empty());
+        // A removed VM: its deletion is its own group, its TAPs go afterwards.
+        let mut smaller = t.clone();
+        smaller.nodes.retain(|n| n.name != "h2");
+        let p = phases(plan(&smaller, &up(&t)));
+        assert_eq!(p.per_vm.len(), 1);
+        assert_eq!(kinds(&p.per_vm[0].1), ["delete_vm"]);
+        assert_eq!(kinds(&p.after), ["delete_tap"]);
     }
 
     #[test]
@@ -270,7 +442,11 @@ mod tests {
         let steps = plan(&t2, &o);
         assert_eq!(kinds(&steps), ["stop_vm", "start_vm"]);
         assert_eq!(steps[0].action, Action::StopVm { vm: "h1".into() });
-        assert!(steps[0].reason.contains("memory 128 → 256 MiB"), "{}", steps[0].reason);
+        assert!(
+            steps[0].reason.contains("memory 128 → 256 MiB"),
+            "{}",
+            steps[0].reason
+        );
     }
 
     #[test]
@@ -283,7 +459,10 @@ mod tests {
         h3.nics[0].address = Some("10.10.0.13/24".into());
         t2.nodes.push(h3);
         let steps = plan(&t2, &o);
-        assert_eq!(kinds(&steps), ["create_tap", "create_overlay", "write_seed", "start_vm"]);
+        assert_eq!(
+            kinds(&steps),
+            ["create_tap", "create_overlay", "write_seed", "start_vm"]
+        );
         assert!(steps.iter().all(|s| s.reason.starts_with("h3")));
     }
 
@@ -296,8 +475,17 @@ mod tests {
         let steps = plan(&t2, &o);
         let k = kinds(&steps);
         assert!(k.contains(&"delete_tap".to_string()), "{k:?}");
-        assert_eq!(steps.iter().find(|s| matches!(s.action, Action::StopVm { .. })).unwrap().action, Action::StopVm { vm: "r1".into() });
-        assert!(!steps.iter().any(|s| matches!(&s.action, Action::StopVm { vm } if vm == "h1")));
+        assert_eq!(
+            steps
+                .iter()
+                .find(|s| matches!(s.action, Action::StopVm { .. }))
+                .unwrap()
+                .action,
+            Action::StopVm { vm: "r1".into() }
+        );
+        assert!(!steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::StopVm { vm } if vm == "h1")));
     }
 
     #[test]
@@ -316,7 +504,14 @@ mod tests {
         let t = router();
         let mut o = up(&t);
         o.vms.get_mut("h2").unwrap().state = Some(VmState::Crashed);
-        o.vms.insert("old".into(), ObservedVm { state: Some(VmState::Running), has_overlay: true, ..Default::default() });
+        o.vms.insert(
+            "old".into(),
+            ObservedVm {
+                state: Some(VmState::Running),
+                has_overlay: true,
+                ..Default::default()
+            },
+        );
         o.bridges.insert("mvb00000000".into());
         let steps = plan(&t, &o);
         assert_eq!(kinds(&steps), ["start_vm", "delete_vm", "delete_bridge"]);
@@ -327,6 +522,8 @@ mod tests {
     fn host_mode_needs_no_namespace() {
         let mut t = router();
         t.network_mode = NetworkMode::Host;
-        assert!(!kinds(&plan(&t, &ObservedLab::default())).contains(&"create_namespace".to_string()));
+        assert!(
+            !kinds(&plan(&t, &ObservedLab::default())).contains(&"create_namespace".to_string())
+        );
     }
 }

@@ -8,9 +8,16 @@ use std::process::{Command, Output, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot start {program} (is it installed?)")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("{program} failed ({status}): {stderr}")]
-    Failed { program: String, status: String, stderr: String },
+    Failed {
+        program: String,
+        status: String,
+        stderr: String,
+    },
 }
 
 fn program_of(cmd: &Command) -> String {
@@ -26,10 +33,17 @@ pub fn run(cmd: &mut Command) -> Result<Output, ProcessError> {
 pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Result<Output, ProcessError> {
     let program = program_of(cmd);
     tracing::debug!(?cmd, "run");
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     if let Some(input) = input {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let input = input.to_vec();
@@ -40,13 +54,24 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Result<Output,
     }
     let out = child
         .wait_with_output()
-        .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
+        .map_err(|source| ProcessError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(out)
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let stderr = if stderr.is_empty() { String::from_utf8_lossy(&out.stdout).trim().to_string() } else { stderr };
-        Err(ProcessError::Failed { program, status: out.status.to_string(), stderr })
+        let stderr = if stderr.is_empty() {
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        } else {
+            stderr
+        };
+        Err(ProcessError::Failed {
+            program,
+            status: out.status.to_string(),
+            stderr,
+        })
     }
 }
 

@@ -77,26 +77,74 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
     let q = |p: &Path| path(p).replace(',', ",,");
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-name", &format!("guest={},process={}", spec.name, process_tag(&spec.lab, &spec.name))]);
+    push(&[
+        "-name",
+        &format!(
+            "guest={},process={}",
+            spec.name,
+            process_tag(&spec.lab, &spec.name)
+        ),
+    ]);
     push(&["-machine", "pc", "-accel", spec.accel.name()]);
     if spec.accel == Accel::Kvm {
         push(&["-cpu", "host"]);
     }
-    push(&["-smp", &spec.cpus.to_string(), "-m", &spec.memory_mib.to_string()]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
-    push(&["-qmp", &format!("unix:{},server=on,wait=off", q(&qmp_socket(&spec.run_dir)))]);
+    push(&[
+        "-smp",
+        &spec.cpus.to_string(),
+        "-m",
+        &spec.memory_mib.to_string(),
+    ]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    push(&[
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", q(&qmp_socket(&spec.run_dir))),
+    ]);
     let wait = if spec.wait_for_serial { "on" } else { "off" };
-    push(&["-chardev", &format!("socket,id=serial0,path={},server=on,wait={wait}", q(&serial_socket(&spec.run_dir)))]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=serial0,path={},server=on,wait={wait}",
+            q(&serial_socket(&spec.run_dir))
+        ),
+    ]);
     push(&["-serial", "chardev:serial0"]);
     push(&["-device", "virtio-serial-pci,id=vser0"]);
-    push(&["-chardev", &format!("socket,id=qga0,path={},server=on,wait=off", q(&qga_socket(&spec.run_dir)))]);
-    push(&["-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"]);
-    push(&["-drive", &format!("file={},if=virtio,format=qcow2,discard=unmap", q(&spec.disk))]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qga0,path={},server=on,wait=off",
+            q(&qga_socket(&spec.run_dir))
+        ),
+    ]);
+    push(&[
+        "-device",
+        "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+    ]);
+    push(&[
+        "-drive",
+        &format!(
+            "file={},if=virtio,format=qcow2,discard=unmap",
+            q(&spec.disk)
+        ),
+    ]);
     if let Some(seed) = &spec.seed {
-        push(&["-drive", &format!("file={},if=virtio,format=raw,readonly=on", q(seed))]);
+        push(&[
+            "-drive",
+            &format!("file={},if=virtio,format=raw,readonly=on", q(seed)),
+        ]);
     }
     if let Some(conf) = &spec.fw_cfg_config {
-        push(&["-fw_cfg", &format!("name={},file={}", crate::seed::FW_CFG_NAME, q(conf))]);
+        push(&[
+            "-fw_cfg",
+            &format!("name={},file={}", crate::seed::FW_CFG_NAME, q(conf)),
+        ]);
     }
     for (i, nic) in spec.nics.iter().enumerate() {
         let netdev = match nic.backend {
@@ -106,7 +154,10 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         push(&["-netdev", &netdev]);
         // romfile= : no iPXE option ROM. The VM boots from its disk, and
         // initialising a ROM per NIC costs seconds under TCG.
-        push(&["-device", &format!("virtio-net-pci,netdev=net{i},mac={},romfile=", nic.mac)]);
+        push(&[
+            "-device",
+            &format!("virtio-net-pci,netdev=net{i},mac={},romfile=", nic.mac),
+        ]);
     }
     a
 }
@@ -126,8 +177,14 @@ mod tests {
             seed: Some("/s/seed.img".into()),
             fw_cfg_config: Some("/s/minivm.conf".into()),
             nics: vec![
-                Nic { mac: "52:54:00:00:00:01".parse().unwrap(), backend: NicBackend::TapFd(7) },
-                Nic { mac: "52:54:00:00:00:02".parse().unwrap(), backend: NicBackend::Isolated },
+                Nic {
+                    mac: "52:54:00:00:00:01".parse().unwrap(),
+                    backend: NicBackend::TapFd(7),
+                },
+                Nic {
+                    mac: "52:54:00:00:00:02".parse().unwrap(),
+                    backend: NicBackend::Isolated,
+                },
             ],
             run_dir: "/run/x".into(),
             wait_for_serial: true,
@@ -135,7 +192,10 @@ mod tests {
     }
 
     fn after<'a>(a: &'a [String], flag: &str) -> Vec<&'a str> {
-        a.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+        a.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
     }
 
     #[test]
@@ -146,11 +206,26 @@ mod tests {
         assert_eq!(after(&a, "-smp"), ["2"]);
         assert_eq!(after(&a, "-m"), ["128"]);
         let drives = after(&a, "-drive");
-        assert_eq!(drives[0], "file=/s/labs/a,,b/vms/vm1/overlay.qcow2,if=virtio,format=qcow2,discard=unmap");
+        assert_eq!(
+            drives[0],
+            "file=/s/labs/a,,b/vms/vm1/overlay.qcow2,if=virtio,format=qcow2,discard=unmap"
+        );
         assert!(drives[1].ends_with("readonly=on"));
-        assert_eq!(after(&a, "-netdev"), ["tap,id=net0,fd=7", "hubport,id=net1,hubid=1"]);
-        let nics: Vec<_> = after(&a, "-device").into_iter().filter(|d| d.starts_with("virtio-net-pci")).collect();
-        assert_eq!(nics, ["virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=", "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02,romfile="]);
+        assert_eq!(
+            after(&a, "-netdev"),
+            ["tap,id=net0,fd=7", "hubport,id=net1,hubid=1"]
+        );
+        let nics: Vec<_> = after(&a, "-device")
+            .into_iter()
+            .filter(|d| d.starts_with("virtio-net-pci"))
+            .collect();
+        assert_eq!(
+            nics,
+            [
+                "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=",
+                "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02,romfile="
+            ]
+        );
         assert!(after(&a, "-chardev")[0].contains("path=/run/x/serial.sock,server=on,wait=on"));
         assert!(after(&a, "-fw_cfg")[0].starts_with("name=opt/org.minivm/config,file="));
         assert!(!a.contains(&"-cpu".to_string()));

@@ -46,14 +46,19 @@ impl Qga {
             let attempt = (|| {
                 let stream = UnixStream::connect(socket)?;
                 stream.set_read_timeout(Some(Duration::from_millis(1500)))?;
-                let mut q = Qga { reader: BufReader::new(stream.try_clone()?), writer: stream };
+                let mut q = Qga {
+                    reader: BufReader::new(stream.try_clone()?),
+                    writer: stream,
+                };
                 id += 1;
                 q.sync(id)?;
                 Ok::<_, QgaError>(q)
             })();
             match attempt {
                 Ok(q) => return Ok(q),
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250))
+                }
                 Err(_) => return Err(QgaError::Timeout(timeout)),
             }
         }
@@ -87,7 +92,8 @@ impl Qga {
             // The agent may emit a 0xff sentinel byte before a reply.
             let trimmed = line.trim_matches(|c: char| c.is_whitespace() || c == '\u{ff}');
             if !trimmed.is_empty() {
-                return serde_json::from_str(trimmed).map_err(|e| QgaError::Protocol(format!("{e}: {trimmed}")));
+                return serde_json::from_str(trimmed)
+                    .map_err(|e| QgaError::Protocol(format!("{e}: {trimmed}")));
             }
         }
     }
@@ -106,24 +112,34 @@ impl Qga {
                 message: e["desc"].as_str().unwrap_or("unknown error").into(),
             });
         }
-        v.get("return").cloned().ok_or_else(|| QgaError::Protocol(v.to_string()))
+        v.get("return")
+            .cloned()
+            .ok_or_else(|| QgaError::Protocol(v.to_string()))
     }
 
     /// Runs a program in the guest (no shell: `path` and `args` are passed
     /// as they are) and waits for it to exit.
-    pub fn exec(&mut self, path: &str, args: &[&str], timeout: Duration) -> Result<ExecResult, QgaError> {
+    pub fn exec(
+        &mut self,
+        path: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<ExecResult, QgaError> {
         let started = self.execute(
             "guest-exec",
             Some(json!({"path": path, "arg": args, "capture-output": true})),
         )?;
-        let pid = started["pid"].as_i64().ok_or_else(|| QgaError::Protocol(started.to_string()))?;
+        let pid = started["pid"]
+            .as_i64()
+            .ok_or_else(|| QgaError::Protocol(started.to_string()))?;
         let deadline = Instant::now() + timeout;
         loop {
             let st = self.execute("guest-exec-status", Some(json!({"pid": pid})))?;
             if st["exited"] == json!(true) {
                 use base64::Engine as _;
                 let decode = |k: &str| {
-                    st[k].as_str()
+                    st[k]
+                        .as_str()
                         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
                         .map(|v| String::from_utf8_lossy(&v).into_owned())
                         .unwrap_or_default()
@@ -144,7 +160,9 @@ impl Qga {
     /// The guest's interfaces as (name, MAC, [IPv4/prefix]).
     pub fn interfaces(&mut self) -> Result<Vec<(String, String, Vec<String>)>, QgaError> {
         let v = self.execute("guest-network-get-interfaces", None)?;
-        let list = v.as_array().ok_or_else(|| QgaError::Protocol(v.to_string()))?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| QgaError::Protocol(v.to_string()))?;
         Ok(list
             .iter()
             .map(|i| {
@@ -153,7 +171,13 @@ impl Qga {
                     .map(|a| {
                         a.iter()
                             .filter(|x| x["ip-address-type"] == "ipv4")
-                            .map(|x| format!("{}/{}", x["ip-address"].as_str().unwrap_or(""), x["prefix"]))
+                            .map(|x| {
+                                format!(
+                                    "{}/{}",
+                                    x["ip-address"].as_str().unwrap_or(""),
+                                    x["prefix"]
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

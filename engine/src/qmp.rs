@@ -16,7 +16,10 @@ impl Qmp {
     pub fn connect(socket: &Path) -> std::io::Result<Self> {
         let s = UnixStream::connect(socket)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut q = Qmp { reader: BufReader::new(s.try_clone()?), writer: s };
+        let mut q = Qmp {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        };
         q.read()?; // greeting
         q.execute("qmp_capabilities")?;
         Ok(q)
@@ -25,14 +28,19 @@ impl Qmp {
     fn read(&mut self) -> std::io::Result<Value> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "QMP closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "QMP closed",
+            ));
         }
-        serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_str(&line)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// Runs a command; events that arrive first are skipped.
     pub fn execute(&mut self, command: &str) -> std::io::Result<Value> {
-        self.writer.write_all(format!("{}\n", json!({"execute": command})).as_bytes())?;
+        self.writer
+            .write_all(format!("{}\n", json!({"execute": command})).as_bytes())?;
         loop {
             let v = self.read()?;
             if v.get("event").is_none() {

@@ -64,7 +64,12 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
         if !routes.is_empty() {
             net.push_str("    routes:\n");
             for r in routes {
-                write!(net, "      - to: \"{}\"\n        via: \"{}\"\n", r.to, r.via).expect("writing to a String");
+                write!(
+                    net,
+                    "      - to: \"{}\"\n        via: \"{}\"\n",
+                    r.to, r.via
+                )
+                .expect("writing to a String");
             }
         }
     }
@@ -72,19 +77,32 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
     // A new instance-id whenever the configuration changes makes cloud-init
     // apply it again.
     let id = topology::names::stable_hash(&[&conf]);
-    let meta_data = format!("instance-id: minivm-{}-{node}-{id:016x}\nlocal-hostname: {node}\n", t.name);
+    let meta_data = format!(
+        "instance-id: minivm-{}-{node}-{id:016x}\nlocal-hostname: {node}\n",
+        t.name
+    );
     let mut user_data = format!("#cloud-config\nhostname: {node}\n");
     if n.ip_forward {
         user_data.push_str("bootcmd:\n  - [sysctl, -w, net.ipv4.ip_forward=1]\n");
     }
-    Some(SeedFiles { meta_data, user_data, network_config: net, minivm_conf: conf })
+    Some(SeedFiles {
+        meta_data,
+        user_data,
+        network_config: net,
+        minivm_conf: conf,
+    })
 }
 
 /// Writes the seed as a vfat disk image labelled CIDATA (mtools: no mount,
 /// no root needed).
 pub fn write_vfat(files: &SeedFiles, path: &Path) -> Result<(), ProcessError> {
     let _ = std::fs::remove_file(path);
-    process::run(Command::new("mkfs.fat").args(["-C", "-n", "CIDATA"]).arg(path).arg("1024"))?;
+    process::run(
+        Command::new("mkfs.fat")
+            .args(["-C", "-n", "CIDATA"])
+            .arg(path)
+            .arg("1024"),
+    )?;
     let dir = tempdir_near(path);
     let entries = [
         ("meta-data", &files.meta_data),
@@ -93,11 +111,24 @@ pub fn write_vfat(files: &SeedFiles, path: &Path) -> Result<(), ProcessError> {
         ("minivm.conf", &files.minivm_conf),
     ];
     let result = (|| {
-        std::fs::create_dir_all(&dir).map_err(|source| ProcessError::Spawn { program: "mkdir".into(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| ProcessError::Spawn {
+            program: "mkdir".into(),
+            source,
+        })?;
         for (name, content) in entries {
             let f = dir.join(name);
-            std::fs::write(&f, content).map_err(|source| ProcessError::Spawn { program: "write".into(), source })?;
-            process::run(Command::new("mcopy").arg("-o").arg("-i").arg(path).arg(&f).arg(format!("::{name}")))?;
+            std::fs::write(&f, content).map_err(|source| ProcessError::Spawn {
+                program: "write".into(),
+                source,
+            })?;
+            process::run(
+                Command::new("mcopy")
+                    .arg("-o")
+                    .arg("-i")
+                    .arg(path)
+                    .arg(&f)
+                    .arg(format!("::{name}")),
+            )?;
         }
         Ok(())
     })();
@@ -106,7 +137,10 @@ pub fn write_vfat(files: &SeedFiles, path: &Path) -> Result<(), ProcessError> {
 }
 
 fn tempdir_near(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.d", std::process::id()))
 }
 
@@ -125,7 +159,9 @@ mod tests {
         assert!(r1.user_data.contains("net.ipv4.ip_forward=1"));
         let h1 = render(&t, "h1").unwrap();
         assert!(h1.minivm_conf.contains("route 10.20.0.0/24 10.10.0.1\n"));
-        assert!(h1.network_config.contains("    routes:\n      - to: \"10.20.0.0/24\"\n        via: \"10.10.0.1\"\n"));
+        assert!(h1
+            .network_config
+            .contains("    routes:\n      - to: \"10.20.0.0/24\"\n        via: \"10.10.0.1\"\n"));
         assert!(h1.network_config.contains("set-name: eth0"));
         assert!(h1.meta_data.contains("local-hostname: h1"));
         assert!(render(&t, "nope").is_none());

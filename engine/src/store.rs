@@ -15,19 +15,35 @@ use crate::fsutil::write_atomic;
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/minivm";
 const TOPOLOGY_FILE: &str = "topology.json";
+/// Where a lab came from: the absolute path of the file `up` read it from.
+/// Absent for labs made in the web editor or seeded from the examples.
+const SOURCE_FILE: &str = "source";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid lab name {name:?}: {reason}")]
-    BadName { name: String, reason: topology::names::NameError },
+    BadName {
+        name: String,
+        reason: topology::names::NameError,
+    },
     #[error("no lab named {0:?}")]
     NotFound(String),
     #[error("lab {name:?} was changed elsewhere (revision {current}, you had {expected}); reload it and make your edit again")]
-    Conflict { name: String, expected: String, current: String },
+    Conflict {
+        name: String,
+        expected: String,
+        current: String,
+    },
+    #[error("lab name {name:?} is in use by {by}, with a different topology; give this lab another `name:`, or remove the other one with `minivm down {name} --cleanup`")]
+    InUse { name: String, by: String },
     #[error("lab {name:?} is invalid:\n{source}")]
     Invalid { name: String, source: LoadError },
     #[error("cannot {action} {}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -49,7 +65,11 @@ pub struct LabStore {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The revision of a stored lab: a hash of its file's bytes.
@@ -67,7 +87,10 @@ impl LabStore {
     }
 
     fn lab_dir(&self, name: &str) -> Result<PathBuf> {
-        check_name(name).map_err(|reason| StoreError::BadName { name: name.to_string(), reason })?;
+        check_name(name).map_err(|reason| StoreError::BadName {
+            name: name.to_string(),
+            reason,
+        })?;
         Ok(self.labs_dir.join(name))
     }
 
@@ -113,12 +136,16 @@ impl LabStore {
         let path = self.lab_dir(name)?.join(TOPOLOGY_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(name.to_string()))
+            }
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let text = String::from_utf8_lossy(&bytes);
-        let t = parse_and_validate(&text, Format::Json)
-            .map_err(|source| StoreError::Invalid { name: name.to_string(), source })?;
+        let t = parse_and_validate(&text, Format::Json).map_err(|source| StoreError::Invalid {
+            name: name.to_string(),
+            source,
+        })?;
         Ok((t, revision_of(&bytes)))
     }
 
@@ -129,7 +156,10 @@ impl LabStore {
     pub fn put(&self, t: &Topology, expected: Option<&str>) -> Result<String> {
         let problems = topology::validate(t);
         if !problems.is_empty() {
-            return Err(StoreError::Invalid { name: t.name.clone(), source: LoadError::Invalid(problems) });
+            return Err(StoreError::Invalid {
+                name: t.name.clone(),
+                source: LoadError::Invalid(problems),
+            });
         }
         let dir = self.lab_dir(&t.name)?;
         let current = match self.get(&t.name) {
@@ -152,6 +182,56 @@ impl LabStore {
         Ok(revision_of(&bytes))
     }
 
+    /// The file a lab was last brought up from, if any.
+    pub fn source(&self, name: &str) -> Result<Option<PathBuf>> {
+        let path = self.lab_dir(name)?.join(SOURCE_FILE);
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(PathBuf::from(s))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// Whether `t`, read from `file`, may be brought up under its name: a
+    /// lab of that name that came from another file, or from the web
+    /// editor, is refused unless it holds the very same topology. Returns
+    /// the stored revision, if any.
+    pub fn check_from_file(&self, t: &Topology, file: &Path) -> Result<Option<String>> {
+        let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        match self.get(&t.name) {
+            Ok((stored, rev)) => {
+                let by = self.source(&t.name)?;
+                if by.as_deref() != Some(file.as_path()) && stored != *t {
+                    let by = match by {
+                        Some(p) => format!("the file {}", p.display()),
+                        None => {
+                            "a lab saved in minivm (the web editor or the examples)".to_string()
+                        }
+                    };
+                    return Err(StoreError::InUse {
+                        name: t.name.clone(),
+                        by,
+                    });
+                }
+                Ok(Some(rev))
+            }
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Saves `t` as read from `file` (for `up -f`), after
+    /// [`check_from_file`](Self::check_from_file); nothing is written when
+    /// that refuses. Returns the new revision.
+    pub fn put_from_file(&self, t: &Topology, file: &Path) -> Result<String> {
+        let current = self.check_from_file(t, file)?;
+        let rev = self.put(t, current.as_deref())?;
+        let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let path = self.lab_dir(&t.name)?.join(SOURCE_FILE);
+        write_atomic(&path, file.as_os_str().as_encoded_bytes()).map_err(io_err("write", &path))?;
+        Ok(rev)
+    }
+
     /// When the store holds no lab at all, adds the given ones (the built-in
     /// examples), so that a new user sees something to start from.
     pub fn seed_if_empty(&self, labs: &[&str]) -> Result<usize> {
@@ -160,8 +240,12 @@ impl LabStore {
         }
         let mut n = 0;
         for text in labs {
-            let t = parse_and_validate(text, Format::sniff(text))
-                .map_err(|source| StoreError::Invalid { name: "example".into(), source })?;
+            let t = parse_and_validate(text, Format::sniff(text)).map_err(|source| {
+                StoreError::Invalid {
+                    name: "example".into(),
+                    source,
+                }
+            })?;
             self.put(&t, None)?;
             n += 1;
         }
@@ -200,7 +284,10 @@ mod tests {
         let rev2 = s.put(&t, Some(&rev)).unwrap();
         assert_ne!(rev, rev2);
         t.nodes[0].cpus = Some(4);
-        assert!(matches!(s.put(&t, Some(&rev)), Err(StoreError::Conflict { .. })));
+        assert!(matches!(
+            s.put(&t, Some(&rev)),
+            Err(StoreError::Conflict { .. })
+        ));
         assert_eq!(s.get("demo").unwrap().0.nodes[0].cpus, Some(2));
         assert!(matches!(s.put(&t, None), Err(StoreError::Conflict { .. })));
     }
@@ -215,10 +302,44 @@ mod tests {
     }
 
     #[test]
+    fn a_lab_name_in_use_by_another_file_is_refused() {
+        let (dir, store) = store();
+        let t = topology::parse_and_validate(topology::examples::ROUTER, Format::Yaml).unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        store.put_from_file(&t, &a).unwrap();
+        // The same file again, edited: fine.
+        let mut edited = t.clone();
+        edited.nodes.pop();
+        let rev = store.put_from_file(&edited, &a).unwrap();
+        // Another file with the same content: fine (nothing to lose); it
+        // becomes the lab's file.
+        store.put_from_file(&edited, &b).unwrap();
+        // Another file with other content: refused, nothing written.
+        let err = store.put_from_file(&t, &a).unwrap_err().to_string();
+        assert!(
+            err.contains("in use by the file") && err.contains("b.yaml"),
+            "{err}"
+        );
+        assert_eq!(store.get("router").unwrap().1, rev);
+        // A lab saved without a file (web editor, examples) is protected too.
+        let mut web = t.clone();
+        web.name = "web".into();
+        store.put(&web, None).unwrap();
+        let mut other = edited.clone();
+        other.name = "web".into();
+        let err = store.put_from_file(&other, &a).unwrap_err().to_string();
+        assert!(err.contains("a lab saved in minivm"), "{err}");
+        assert_eq!(store.source("web").unwrap(), None);
+    }
+
+    #[test]
     fn traversal_names_are_refused() {
         let (_d, s) = store();
         for name in ["../etc", "a/b", "", "x\0"] {
-            assert!(matches!(s.get(name), Err(StoreError::BadName { .. })), "{name:?}");
+            assert!(
+                matches!(s.get(name), Err(StoreError::BadName { .. })),
+                "{name:?}"
+            );
         }
     }
 }

@@ -18,7 +18,11 @@ pub enum VmError {
     #[error("VM {vm}: {n} TAP fds given for {m} TAP NICs")]
     TapCount { vm: String, n: usize, m: usize },
     #[error("VM {vm}: cannot open its log {path}")]
-    Log { vm: String, path: String, source: std::io::Error },
+    Log {
+        vm: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("VM {vm}: qemu-system-x86_64 cannot start")]
     Spawn { vm: String, source: std::io::Error },
 }
@@ -31,7 +35,10 @@ pub struct RunAs {
 }
 
 /// `nobody:nogroup`, present on every Debian system.
-pub const NOBODY: RunAs = RunAs { uid: 65534, gid: 65534 };
+pub const NOBODY: RunAs = RunAs {
+    uid: 65534,
+    gid: 65534,
+};
 
 /// The `-sandbox` option: seccomp on, no privilege changes, no spawning.
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
@@ -40,9 +47,17 @@ pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,re
 /// `TapFd(4)`, ... in order, and `taps` the matching open TAP queues.
 /// QEMU's stdout and stderr go to `<run_dir>/qemu.log`.
 pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Result<Child, VmError> {
-    let tap_nics = spec.nics.iter().filter(|n| matches!(n.backend, NicBackend::TapFd(_))).count();
+    let tap_nics = spec
+        .nics
+        .iter()
+        .filter(|n| matches!(n.backend, NicBackend::TapFd(_)))
+        .count();
     if tap_nics != taps.len() {
-        return Err(VmError::TapCount { vm: spec.name.clone(), n: taps.len(), m: tap_nics });
+        return Err(VmError::TapCount {
+            vm: spec.name.clone(),
+            n: taps.len(),
+            m: tap_nics,
+        });
     }
     let log_path = spec.run_dir.join("qemu.log");
     let log = File::create(&log_path).map_err(|source| VmError::Log {
@@ -95,7 +110,10 @@ pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Resul
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| VmError::Spawn { vm: spec.name.clone(), source })?;
+    let child = cmd.spawn().map_err(|source| VmError::Spawn {
+        vm: spec.name.clone(),
+        source,
+    })?;
     drop(taps);
     Ok(child)
 }

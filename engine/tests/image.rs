@@ -26,10 +26,15 @@ fn built() -> &'static (tempfile::TempDir, ImageStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(dir.path()).unwrap();
         let mut steps = Vec::new();
-        let rec = image::build::build(&store, "tiny", &mut |i, _| steps.push(i)).expect("image build");
+        let rec =
+            image::build::build(&store, "tiny", &mut |i, _| steps.push(i)).expect("image build");
         assert_eq!(steps, (0..image::build::STEPS.len()).collect::<Vec<_>>());
         assert_eq!(rec.format, "qcow2");
-        assert!(rec.file_size <= 25_000_000, "image is {} bytes; the budget is 25 MB", rec.file_size);
+        assert!(
+            rec.file_size <= 25_000_000,
+            "image is {} bytes; the budget is 25 MB",
+            rec.file_size
+        );
         (dir, store)
     })
 }
@@ -48,7 +53,9 @@ fn connect_retry(path: &Path, timeout: Duration) -> UnixStream {
     loop {
         match UnixStream::connect(path) {
             Ok(s) => return s,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect to {}: {e}", path.display()),
+            Err(e) if Instant::now() > deadline => {
+                panic!("cannot connect to {}: {e}", path.display())
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
@@ -60,7 +67,11 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     let base = store.path("tiny").unwrap();
     let meta = std::fs::metadata(&base).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(meta.permissions().mode() & 0o222, 0, "a base image is read-only");
+    assert_eq!(
+        meta.permissions().mode() & 0o222,
+        0,
+        "a base image is read-only"
+    );
     let base_sum = image::sha256_file(&base).unwrap();
 
     let vm = tempfile::tempdir().unwrap();
@@ -84,7 +95,13 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
         disk: overlay.clone(),
         seed: Some(seed),
         fw_cfg_config: None, // the cidata path, as a cloud image would read it
-        nics: nics["vm1"].iter().map(|n| Nic { mac: n.mac, backend: NicBackend::Isolated }).collect(),
+        nics: nics["vm1"]
+            .iter()
+            .map(|n| Nic {
+                mac: n.mac,
+                backend: NicBackend::Isolated,
+            })
+            .collect(),
         run_dir: vm.path().to_path_buf(),
         wait_for_serial: true,
     };
@@ -98,7 +115,9 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     let _guard = KillOnDrop(child);
 
     let serial = connect_retry(&qemu::serial_socket(vm.path()), Duration::from_secs(10));
-    serial.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
+    serial
+        .set_read_timeout(Some(Duration::from_secs(180)))
+        .unwrap();
     let mut log = Vec::new();
     for line in BufReader::new(serial).lines() {
         let line = line.expect("serial console closed before the guest was ready");
@@ -108,24 +127,51 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
             break;
         }
     }
-    assert!(log.iter().any(|l| l.contains("minivm: ready vm1")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("minivm: ready vm1")),
+        "{log:#?}"
+    );
 
-    let mut qga = Qga::connect(&qemu::qga_socket(vm.path()), Duration::from_secs(60)).expect("guest agent");
+    let mut qga =
+        Qga::connect(&qemu::qga_socket(vm.path()), Duration::from_secs(60)).expect("guest agent");
     let ifaces = qga.interfaces().unwrap();
-    let find = |name: &str| ifaces.iter().find(|i| i.0 == name).unwrap_or_else(|| panic!("no {name} in {ifaces:?}"));
+    let find = |name: &str| {
+        ifaces
+            .iter()
+            .find(|i| i.0 == name)
+            .unwrap_or_else(|| panic!("no {name} in {ifaces:?}"))
+    };
     let eth0 = find("eth0");
     assert_eq!(eth0.1, nics["vm1"][0].mac.to_string());
     assert_eq!(eth0.2, vec!["10.10.0.11/24".to_string()]);
     let eth1 = find("eth1");
     assert_eq!(eth1.1, nics["vm1"][1].mac.to_string());
-    assert_eq!(eth1.2, vec!["10.20.0.1/24".to_string()], "the first free host of 10.20.0.0/24");
+    assert_eq!(
+        eth1.2,
+        vec!["10.20.0.1/24".to_string()],
+        "the first free host of 10.20.0.0/24"
+    );
     let host = qga.execute("guest-get-host-name", None).unwrap();
     assert_eq!(host["host-name"], "vm1");
 
-    let routes = qga.exec("/sbin/ip", &["-4", "route"], Duration::from_secs(30)).unwrap();
+    let routes = qga
+        .exec("/sbin/ip", &["-4", "route"], Duration::from_secs(30))
+        .unwrap();
     assert_eq!(routes.exit_code, 0, "{routes:?}");
-    assert!(routes.stdout.contains("10.30.0.0/24 via 10.20.0.1 dev eth1"), "{}", routes.stdout);
-    let fwd = qga.exec("/bin/cat", &["/proc/sys/net/ipv4/ip_forward"], Duration::from_secs(30)).unwrap();
+    assert!(
+        routes
+            .stdout
+            .contains("10.30.0.0/24 via 10.20.0.1 dev eth1"),
+        "{}",
+        routes.stdout
+    );
+    let fwd = qga
+        .exec(
+            "/bin/cat",
+            &["/proc/sys/net/ipv4/ip_forward"],
+            Duration::from_secs(30),
+        )
+        .unwrap();
     assert_eq!(fwd.stdout.trim(), "0");
     assert!(!log.iter().any(|l| l.contains("RTNETLINK")), "{log:#?}");
 
@@ -133,7 +179,10 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     // The base image was only read.
     assert_eq!(image::sha256_file(&base).unwrap(), base_sum);
     let info = image::qemu_img_info(&overlay).unwrap();
-    assert_eq!(info["backing-filename"].as_str().map(PathBuf::from), Some(base));
+    assert_eq!(
+        info["backing-filename"].as_str().map(PathBuf::from),
+        Some(base)
+    );
 }
 
 #[test]
@@ -143,7 +192,13 @@ fn import_refuses_bad_input_and_writes_nothing() {
     let scratch = tempfile::tempdir().unwrap();
 
     let random = scratch.path().join("random.bin");
-    std::fs::write(&random, (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &random,
+        (0..65536u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let err = store.import("rnd", &random).unwrap_err();
     assert!(matches!(err, ImageError::Unreadable { .. }), "{err}");
 
@@ -157,28 +212,55 @@ fn import_refuses_bad_input_and_writes_nothing() {
         let err = store.import(bad, &backed).unwrap_err();
         assert!(matches!(err, ImageError::BadName { .. }), "{bad:?}: {err}");
     }
-    let err = store.import("missing", &scratch.path().join("nope.qcow2")).unwrap_err();
+    let err = store
+        .import("missing", &scratch.path().join("nope.qcow2"))
+        .unwrap_err();
     assert!(matches!(err, ImageError::MissingFile(_)), "{err}");
     let err = store.import("tiny", &backed).unwrap_err();
     assert!(matches!(err, ImageError::Exists(_)), "{err}");
 
-    assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), before, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(store.dir()).unwrap().count(),
+        before,
+        "nothing written"
+    );
 
     // A good import: a standalone qcow2 (converted from the base image).
     let standalone = scratch.path().join("standalone.qcow2");
-    engine::process::run(Command::new("qemu-img").args(["convert", "-O", "qcow2"]).arg(store.path("tiny").unwrap()).arg(&standalone)).unwrap();
+    engine::process::run(
+        Command::new("qemu-img")
+            .args(["convert", "-O", "qcow2"])
+            .arg(store.path("tiny").unwrap())
+            .arg(&standalone),
+    )
+    .unwrap();
     let rec = store.import("copy", &standalone).unwrap();
     assert_eq!(rec.virtual_size, store.get("tiny").unwrap().virtual_size);
-    assert_eq!(store.list().unwrap().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["copy", "tiny"]);
+    assert_eq!(
+        store
+            .list()
+            .unwrap()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["copy", "tiny"]
+    );
 
     // Removal is refused while an overlay uses the image.
     let vmdir = dir.path().join("labs/lab1/vms/vm1");
     std::fs::create_dir_all(&vmdir).unwrap();
-    store.create_overlay("copy", &vmdir.join("overlay.qcow2")).unwrap();
+    store
+        .create_overlay("copy", &vmdir.join("overlay.qcow2"))
+        .unwrap();
     let users = store.overlays_using("copy").unwrap();
     assert_eq!(users, ["lab1/vm1"]);
-    assert!(matches!(store.remove("copy", users), Err(ImageError::InUse { .. })));
+    assert!(matches!(
+        store.remove("copy", users),
+        Err(ImageError::InUse { .. })
+    ));
     std::fs::remove_dir_all(dir.path().join("labs")).unwrap();
-    store.remove("copy", store.overlays_using("copy").unwrap()).unwrap();
+    store
+        .remove("copy", store.overlays_using("copy").unwrap())
+        .unwrap();
     assert!(!store.exists("copy").unwrap());
 }

@@ -45,15 +45,34 @@ fn bridges_and_taps_are_created_adopted_and_deleted_only_when_owned() {
     // QEMU gets a queue fd of the persistent TAP.
     let fd = net::open_tap(n, tap).unwrap();
     drop(fd);
-    assert!(matches!(net::open_tap(n, "mvtnothere"), Err(NetError::NoLink(_))));
+    assert!(matches!(
+        net::open_tap(n, "mvtnothere"),
+        Err(NetError::NoLink(_))
+    ));
 
     // Something another owner marked is never adopted nor deleted.
-    let ip = |args: &[&str]| assert!(Command::new("ip").args(["-n", &ns.0]).args(args).status().unwrap().success());
+    let ip = |args: &[&str]| {
+        assert!(Command::new("ip")
+            .args(["-n", &ns.0])
+            .args(args)
+            .status()
+            .unwrap()
+            .success())
+    };
     ip(&["link", "add", "mvbforeign", "type", "bridge"]);
     ip(&["link", "set", "mvbforeign", "alias", "someone-else"]);
-    assert!(matches!(net::ensure_bridge(n, "mvbforeign", &br_alias), Err(NetError::NotOwned { .. })));
-    assert!(matches!(net::delete_owned(n, "mvbforeign", &br_alias), Err(NetError::NotOwned { .. })));
-    assert!(matches!(net::delete_owned(n, tap, &br_alias), Err(NetError::NotOwned { .. })));
+    assert!(matches!(
+        net::ensure_bridge(n, "mvbforeign", &br_alias),
+        Err(NetError::NotOwned { .. })
+    ));
+    assert!(matches!(
+        net::delete_owned(n, "mvbforeign", &br_alias),
+        Err(NetError::NotOwned { .. })
+    ));
+    assert!(matches!(
+        net::delete_owned(n, tap, &br_alias),
+        Err(NetError::NotOwned { .. })
+    ));
 
     // A bridge of ours whose create was interrupted before its alias is adopted.
     ip(&["link", "add", "mvbhalf", "type", "bridge"]);
@@ -69,10 +88,19 @@ fn bridges_and_taps_are_created_adopted_and_deleted_only_when_owned() {
     net::delete_owned(n, tap, &tap_alias).unwrap(); // gone: success
     net::delete_owned(n, br, &br_alias).unwrap();
     let names: Vec<String> = net::links(n).unwrap().into_iter().map(|l| l.name).collect();
-    assert_eq!(names.iter().filter(|x| x.starts_with("mv")).collect::<Vec<_>>(), ["mvbforeign"]);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|x| x.starts_with("mv"))
+            .collect::<Vec<_>>(),
+        ["mvbforeign"]
+    );
 
     let name = ns.0.clone();
     drop(ns);
     assert!(!net::namespace_exists(&name));
-    assert!(matches!(net::links(Some(&name)), Err(NetError::NoNamespace(_))));
+    assert!(matches!(
+        net::links(Some(&name)),
+        Err(NetError::NoNamespace(_))
+    ));
 }

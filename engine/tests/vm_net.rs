@@ -42,14 +42,19 @@ fn wait_ready(run_dir: &Path, name: &str) {
     let s = loop {
         match UnixStream::connect(&sock) {
             Ok(s) => break s,
-            Err(e) if Instant::now() > deadline => panic!("{name}: no serial socket: {e}; log: {}",
-                std::fs::read_to_string(run_dir.join("qemu.log")).unwrap_or_default()),
+            Err(e) if Instant::now() > deadline => panic!(
+                "{name}: no serial socket: {e}; log: {}",
+                std::fs::read_to_string(run_dir.join("qemu.log")).unwrap_or_default()
+            ),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     };
     s.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
     for line in BufReader::new(s).lines() {
-        if line.expect("serial closed before ready").contains(&format!("minivm: ready {name}")) {
+        if line
+            .expect("serial closed before ready")
+            .contains(&format!("minivm: ready {name}"))
+        {
             return;
         }
     }
@@ -86,7 +91,13 @@ fn two_vms_on_a_bridge_ping_each_other() {
         let conf = dir.join("minivm.conf");
         std::fs::write(&conf, engine::seed::render(&t, name).unwrap().minivm_conf).unwrap();
         let tap = topology::names::tap_ifname(&t.name, name, 0);
-        net::ensure_tap(n, &tap, &net::owner_alias(&t.name, &format!("tap/{name}/0")), &br).unwrap();
+        net::ensure_tap(
+            n,
+            &tap,
+            &net::owner_alias(&t.name, &format!("tap/{name}/0")),
+            &br,
+        )
+        .unwrap();
         let fd = net::open_tap(n, &tap).unwrap();
         let spec = VmSpec {
             lab: t.name.clone(),
@@ -97,7 +108,10 @@ fn two_vms_on_a_bridge_ping_each_other() {
             disk: overlay,
             seed: None,
             fw_cfg_config: Some(conf),
-            nics: vec![Nic { mac: nics[name][0].mac, backend: NicBackend::TapFd(vm::FIRST_TAP_FD) }],
+            nics: vec![Nic {
+                mac: nics[name][0].mac,
+                backend: NicBackend::TapFd(vm::FIRST_TAP_FD),
+            }],
             run_dir: dir.clone(),
             wait_for_serial: true,
         };
@@ -110,23 +124,53 @@ fn two_vms_on_a_bridge_ping_each_other() {
     // QEMU runs as nobody, with no capabilities, in a session of its own.
     for (vm, _) in &vms {
         let status = std::fs::read_to_string(format!("/proc/{}/status", vm.0.id())).unwrap();
-        let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().nth(1).unwrap().to_string();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .unwrap()
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(field("Uid:"), "65534");
         assert_eq!(field("CapEff:"), "0000000000000000");
         assert_eq!(field("CapPrm:"), "0000000000000000");
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", vm.0.id())).unwrap();
         let after_comm = stat.rsplit_once(") ").unwrap().1;
-        let sid: u32 = after_comm.split_whitespace().nth(3).unwrap().parse().unwrap();
+        let sid: u32 = after_comm
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(sid, vm.0.id(), "QEMU leads its own session");
     }
 
     let vm2_addr = nics["vm2"][0].address.unwrap().addr.to_string();
     let mut qga = Qga::connect(&qemu::qga_socket(&vms[0].1), Duration::from_secs(60)).unwrap();
-    let ping = qga.exec("/bin/ping", &["-c", "3", "-W", "5", &vm2_addr], Duration::from_secs(60)).unwrap();
+    let ping = qga
+        .exec(
+            "/bin/ping",
+            &["-c", "3", "-W", "5", &vm2_addr],
+            Duration::from_secs(60),
+        )
+        .unwrap();
     assert_eq!(ping.exit_code, 0, "vm1 -> vm2 {vm2_addr}: {ping:?}");
-    assert!(ping.stdout.contains("3 packets received"), "{}", ping.stdout);
+    assert!(
+        ping.stdout.contains("3 packets received"),
+        "{}",
+        ping.stdout
+    );
     // And nothing answers outside the lab's bridge.
-    let lost = qga.exec("/bin/ping", &["-c", "1", "-W", "2", "10.10.0.99"], Duration::from_secs(30)).unwrap();
+    let lost = qga
+        .exec(
+            "/bin/ping",
+            &["-c", "1", "-W", "2", "10.10.0.99"],
+            Duration::from_secs(30),
+        )
+        .unwrap();
     assert_ne!(lost.exit_code, 0);
 
     drop(vms);

@@ -3,80 +3,104 @@
 //! can never be a real lab's), in a fresh state directory. The guard runs
 //! `down --cleanup` even when an assertion fails. Needs root.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn minivm(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minivm")).arg("--state-dir").arg(state).args(args).output().expect("run minivm")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-struct Down(PathBuf, String);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = minivm(&self.0, &["down", &self.1, "--cleanup"]);
-    }
-}
+use common::{leftovers, minivm, text, Down};
 
 #[test]
 fn up_status_idempotent_up_bad_input_and_down_cleanup() {
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = common::state_dir();
     let s = state.path();
     let lab = format!("cli-test-{}", std::process::id());
-    let file = s.join("lab.yaml");
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/router.yaml")).unwrap();
-    std::fs::write(&file, yaml.replace("name: router", &format!("name: {lab}"))).unwrap();
+    let file = common::lab_file(s, "router", &lab);
     let f = file.to_str().unwrap();
 
     // Unknown image: refused before anything is made.
     let out = minivm(s, &["up", "-f", f]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no image named \"tiny\""), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no image named \"tiny\""),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!s.join("labs").join(&lab).exists());
-    assert!(!engine::net::namespace_exists(&topology::names::netns_name(&lab)));
+    assert!(!engine::net::namespace_exists(
+        &topology::names::netns_name(&lab)
+    ));
 
     assert!(minivm(s, &["image", "build"]).status.success());
     let _down = Down(s.to_path_buf(), lab.clone());
 
     // Invalid file: refused, nothing changed.
     let bad = s.join("bad.yaml");
-    std::fs::write(&bad, format!("version: 1\nname: {lab}\nnodes: [{{name: x, cpus: 0}}]\n")).unwrap();
+    std::fs::write(
+        &bad,
+        format!("version: 1\nname: {lab}\nnodes: [{{name: x, cpus: 0}}]\n"),
+    )
+    .unwrap();
     let out = minivm(s, &["up", "-f", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("nodes[0].cpus"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nodes[0].cpus"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!s.join("labs").join(&lab).exists());
 
     let out = minivm(s, &["up", "-f", f, "--dry-run", "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(plan.as_array().unwrap().len() >= 12, "{plan:#}");
-    assert!(!engine::net::namespace_exists(&topology::names::netns_name(&lab)), "dry run changes nothing");
+    assert!(
+        !engine::net::namespace_exists(&topology::names::netns_name(&lab)),
+        "dry run changes nothing"
+    );
 
     let out = minivm(s, &["up", "-f", f, "--timeout", "300"]);
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("3 VMs ready"));
 
     let out = minivm(s, &["status", &lab, "--json"]);
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let vms = st[0]["vms"].as_array().unwrap();
     assert_eq!(vms.len(), 3);
-    assert!(vms.iter().all(|v| v["state"] == "running" && v["pid"].as_u64().is_some()), "{st:#}");
+    assert!(
+        vms.iter()
+            .all(|v| v["state"] == "running" && v["pid"].as_u64().is_some()),
+        "{st:#}"
+    );
     let h1 = vms.iter().find(|v| v["name"] == "h1").unwrap();
     assert_eq!(h1["addresses"], serde_json::json!(["eth0=10.10.0.11/24"]));
 
     let out = minivm(s, &["up", "-f", f, "--dry-run", "--json"]);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
     let out = minivm(s, &["up", "-f", f]);
-    assert!(text(&out.stdout).contains("0 step(s) applied"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("0 step(s) applied"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = minivm(s, &["down", &lab, "--cleanup"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!engine::net::namespace_exists(&topology::names::netns_name(&lab)));
-    assert!(!s.join("labs").join(&lab).exists());
-    let ps = text(&Command::new("ps").args(["-eo", "args"]).output().unwrap().stdout);
-    assert!(!ps.contains(&format!("minivm:{lab}:")), "a QEMU of the lab is left");
+    assert_eq!(leftovers(s, &lab), Vec::<String>::new());
+    // `ps` agrees that no QEMU of the lab is left.
+    let ps = text(
+        &std::process::Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        !ps.contains(&format!("minivm:{lab}:")),
+        "a QEMU of the lab is left"
+    );
 }

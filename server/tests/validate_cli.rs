@@ -7,22 +7,39 @@ use std::path::Path;
 use std::process::Command;
 
 fn minivm(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_minivm")).args(args).output().expect("run minivm")
+    Command::new(env!("CARGO_BIN_EXE_minivm"))
+        .args(args)
+        .output()
+        .expect("run minivm")
 }
 
 fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn accepts_both_examples_with_a_one_line_summary() {
     for (file, summary) in [
-        ("triangle.yaml", "ok: lab \"triangle\", 3 VMs, 1 bridges, 3 links (format v1)"),
-        ("router.yaml", "ok: lab \"router\", 3 VMs, 2 bridges, 4 links (format v1)"),
+        (
+            "triangle.yaml",
+            "ok: lab \"triangle\", 3 VMs, 1 bridges, 3 links (format v1)",
+        ),
+        (
+            "router.yaml",
+            "ok: lab \"router\", 3 VMs, 2 bridges, 4 links (format v1)",
+        ),
     ] {
         let out = minivm(&["validate", &example(file)]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
         assert!(stdout.contains(summary), "{stdout}");
     }
@@ -37,7 +54,11 @@ fn rejects_every_bad_fixture_naming_the_field() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", f.file.display());
         assert!(out.stdout.is_empty(), "{}", f.file.display());
-        let wanted = if f.path.is_empty() { ": ".to_string() } else { format!(": {}: ", f.path) };
+        let wanted = if f.path.is_empty() {
+            ": ".to_string()
+        } else {
+            format!(": {}: ", f.path)
+        };
         assert!(
             stderr.contains(&wanted) && stderr.contains(&f.reason),
             "{}: wanted {wanted:?} and {:?} in\n{stderr}",
@@ -50,26 +71,40 @@ fn rejects_every_bad_fixture_naming_the_field() {
 #[test]
 fn reads_json_from_stdin_and_refuses_huge_and_missing_files() {
     use std::io::Write;
-    let json = topology::to_json(&topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap());
+    let json = topology::to_json(
+        &topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap(),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_minivm"))
         .args(["validate", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("lab \"router\""));
 
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.yaml");
-    std::fs::write(&big, format!("version: 1\n# {}\n", "x".repeat(10 * 1024 * 1024))).unwrap();
+    std::fs::write(
+        &big,
+        format!("version: 1\n# {}\n", "x".repeat(10 * 1024 * 1024)),
+    )
+    .unwrap();
     let out = minivm(&["validate", &big.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused without parsing"));
 
-    let out = minivm(&["validate", &dir.path().join("missing.yaml").to_string_lossy()]);
+    let out = minivm(&[
+        "validate",
+        &dir.path().join("missing.yaml").to_string_lossy(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }

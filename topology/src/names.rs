@@ -39,7 +39,10 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     if len > MAX_NAME_LEN {
         return Err(NameError::TooLong(len, MAX_NAME_LEN));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(NameError::BadChar(c));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -59,7 +62,10 @@ pub fn check_image_name(name: &str) -> Result<(), NameError> {
     if len > MAX_IMAGE_NAME_LEN {
         return Err(NameError::TooLong(len, MAX_IMAGE_NAME_LEN));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
         return Err(NameError::BadImageChar(c));
     }
     if name.starts_with('.') {
@@ -92,7 +98,10 @@ pub fn bridge_ifname(lab: &str, network: &str) -> String {
 
 /// Interface name of the TAP behind a node's NIC, e.g. `mvt1a2b3c4d`.
 pub fn tap_ifname(lab: &str, node: &str, nic_index: usize) -> String {
-    format!("mvt{:08x}", stable_hash(&["tap", lab, node, &nic_index.to_string()]) as u32)
+    format!(
+        "mvt{:08x}",
+        stable_hash(&["tap", lab, node, &nic_index.to_string()]) as u32
+    )
 }
 
 /// Network namespace of an isolated lab.

@@ -45,7 +45,11 @@ impl Ipv4Cidr {
     pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
         let net = u32::from(self.network());
         let bc = u32::from(self.broadcast());
-        let (first, last) = if self.prefix >= 31 { (1, 0) } else { (net + 1, bc - 1) };
+        let (first, last) = if self.prefix >= 31 {
+            (1, 0)
+        } else {
+            (net + 1, bc - 1)
+        };
         (first..=last).map(Ipv4Addr::from)
     }
 }
@@ -86,7 +90,8 @@ impl FromStr for Ipv4Cidr {
 /// Parses a dotted-quad IPv4 address, refusing the forms std also refuses
 /// (leading zeros, fewer than four parts).
 pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ParseError> {
-    s.parse::<Ipv4Addr>().map_err(|_| ParseError::BadAddress(s.to_string()))
+    s.parse::<Ipv4Addr>()
+        .map_err(|_| ParseError::BadAddress(s.to_string()))
 }
 
 /// A 48-bit Ethernet address.
@@ -127,7 +132,11 @@ impl FromStr for Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -144,16 +153,31 @@ mod tests {
         assert!(c.contains(Ipv4Addr::new(10, 10, 0, 200)));
         assert!(!c.contains(Ipv4Addr::new(10, 10, 1, 1)));
         let hosts: Vec<_> = "10.0.0.0/30".parse::<Ipv4Cidr>().unwrap().hosts().collect();
-        assert_eq!(hosts, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(
+            hosts,
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]
+        );
         assert_eq!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().mask(), 0);
     }
 
     #[test]
     fn cidr_errors() {
-        assert_eq!("10.0.0.1".parse::<Ipv4Cidr>(), Err(ParseError::MissingPrefix));
-        assert!(matches!("10.0.0/24".parse::<Ipv4Cidr>(), Err(ParseError::BadAddress(_))));
-        assert!(matches!("10.0.0.1/33".parse::<Ipv4Cidr>(), Err(ParseError::BadPrefix(_))));
-        assert!(matches!("10.0.0.1/+8".parse::<Ipv4Cidr>(), Err(ParseError::BadPrefix(_))));
+        assert_eq!(
+            "10.0.0.1".parse::<Ipv4Cidr>(),
+            Err(ParseError::MissingPrefix)
+        );
+        assert!(matches!(
+            "10.0.0/24".parse::<Ipv4Cidr>(),
+            Err(ParseError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "10.0.0.1/33".parse::<Ipv4Cidr>(),
+            Err(ParseError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "10.0.0.1/+8".parse::<Ipv4Cidr>(),
+            Err(ParseError::BadPrefix(_))
+        ));
     }
 
     #[test]
@@ -162,7 +186,13 @@ mod tests {
         assert_eq!(m.to_string(), "52:54:00:ab:cd:01");
         assert!(m.is_unicast());
         assert!(!"01:00:5e:00:00:01".parse::<Mac>().unwrap().is_unicast());
-        for bad in ["52:54:00:00:00", "52:54:00:00:00:00:00", "52-54-00-00-00-00", "5:54:00:00:00:001", "zz:54:00:00:00:00"] {
+        for bad in [
+            "52:54:00:00:00",
+            "52:54:00:00:00:00:00",
+            "52-54-00-00-00-00",
+            "5:54:00:00:00:001",
+            "zz:54:00:00:00:00",
+        ] {
             assert_eq!(bad.parse::<Mac>(), Err(ParseError::BadMac), "{bad}");
         }
     }

@@ -33,7 +33,11 @@ impl Format {
 
     /// From the text itself: a document that starts with `{` is JSON.
     pub fn sniff(text: &str) -> Format {
-        if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
+        if text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
+        {
             Format::Json
         } else {
             Format::Yaml
@@ -53,7 +57,11 @@ pub enum LoadError {
 }
 
 fn join(problems: &[Problem]) -> String {
-    problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl LoadError {
@@ -86,8 +94,16 @@ pub fn parse(text: &str, format: Format) -> Result<Topology, LoadError> {
     // newer rather than listing them as unknown.
     if let Ok(VersionProbe { version: Some(v) }) = deserialize::<VersionProbe>(text, format) {
         if v > u64::from(crate::FORMAT_VERSION) {
-            let t = Topology { version: u32::try_from(v).unwrap_or(u32::MAX), ..empty() };
-            return Err(LoadError::Invalid(validate(&t).into_iter().filter(|p| p.path == "version").collect()));
+            let t = Topology {
+                version: u32::try_from(v).unwrap_or(u32::MAX),
+                ..empty()
+            };
+            return Err(LoadError::Invalid(
+                validate(&t)
+                    .into_iter()
+                    .filter(|p| p.path == "version")
+                    .collect(),
+            ));
         }
     }
     deserialize::<Topology>(text, format).map_err(|p| LoadError::Invalid(vec![p]))
@@ -118,12 +134,17 @@ fn empty() -> Topology {
 fn deserialize<T: for<'de> Deserialize<'de>>(text: &str, format: Format) -> Result<T, Problem> {
     fn path_of(p: &serde_path_to_error::Path) -> String {
         let s = p.to_string();
-        if s == "." || s == "?" { String::new() } else { s }
+        if s == "." || s == "?" {
+            String::new()
+        } else {
+            s
+        }
     }
     match format {
         Format::Json => {
             let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| Problem::new(path_of(e.path()), e.inner().to_string()))
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| Problem::new(path_of(e.path()), e.inner().to_string()))
         }
         Format::Yaml => {
             if text.trim().is_empty() {
@@ -134,7 +155,13 @@ fn deserialize<T: for<'de> Deserialize<'de>>(text: &str, format: Format) -> Resu
                 let msg = e.inner().to_string();
                 // serde_yaml prefixes some messages with its own path; ours is better.
                 let msg = match msg.split_once(": ") {
-                    Some((prefix, rest)) if !prefix.contains(' ') && !prefix.is_empty() && path_of(e.path()).starts_with(prefix) => rest.to_string(),
+                    Some((prefix, rest))
+                        if !prefix.contains(' ')
+                            && !prefix.is_empty()
+                            && path_of(e.path()).starts_with(prefix) =>
+                    {
+                        rest.to_string()
+                    }
                     _ => msg,
                 };
                 Problem::new(path_of(e.path()), msg)
@@ -159,7 +186,10 @@ pub fn nesting_depth(text: &str, format: Format) -> usize {
                 let mut rest = trimmed;
                 // "- - - x": each dash opens a level.
                 let mut dashes = 0;
-                while let Some(r) = rest.strip_prefix("- ").or(if rest == "-" { Some("") } else { None }) {
+                while let Some(r) =
+                    rest.strip_prefix("- ")
+                        .or(if rest == "-" { Some("") } else { None })
+                {
                     dashes += 1;
                     rest = r.trim_start_matches(' ');
                 }
@@ -228,7 +258,11 @@ mod tests {
     #[test]
     fn depth_of_ordinary_files_is_small() {
         let y = "version: 1\nname: a\nnodes:\n  - name: vm1\n    nics:\n      - network: lan\n        mac: \"52:54:00:00:00:01\"\n";
-        assert!(nesting_depth(y, Format::Yaml) <= 6, "{}", nesting_depth(y, Format::Yaml));
+        assert!(
+            nesting_depth(y, Format::Yaml) <= 6,
+            "{}",
+            nesting_depth(y, Format::Yaml)
+        );
         let j = r#"{"version":1,"nodes":[{"name":"a","nics":[{"network":"x"}],"position":{"x":1,"y":2}}]}"#;
         assert_eq!(nesting_depth(j, Format::Json), 5);
         assert_eq!(nesting_depth(r#"{"name":"[[[[{{{{"}"#, Format::Json), 1);
@@ -238,7 +272,9 @@ mod tests {
     fn deep_files_are_refused_before_parsing() {
         let j = "[".repeat(10_000);
         assert_eq!(parse(&j, Format::Json), Err(LoadError::TooDeep));
-        let y: String = (0..100).map(|i| format!("{}a{i}:\n", " ".repeat(i))).collect();
+        let y: String = (0..100)
+            .map(|i| format!("{}a{i}:\n", " ".repeat(i)))
+            .collect();
         assert_eq!(parse(&y, Format::Yaml), Err(LoadError::TooDeep));
         let dashes = format!("{}1\n", "- ".repeat(100));
         assert_eq!(parse(&dashes, Format::Yaml), Err(LoadError::TooDeep));
@@ -247,6 +283,9 @@ mod tests {
     #[test]
     fn large_files_are_refused() {
         let big = format!("# {}\nversion: 1\n", "x".repeat(MAX_FILE_BYTES));
-        assert!(matches!(parse(&big, Format::Yaml), Err(LoadError::TooLarge(_))));
+        assert!(matches!(
+            parse(&big, Format::Yaml),
+            Err(LoadError::TooLarge(_))
+        ));
     }
 }

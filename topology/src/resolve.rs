@@ -29,7 +29,11 @@ pub fn nics(t: &Topology) -> HashMap<String, Vec<ResolvedNic>> {
     let mut used: HashMap<&str, BTreeSet<std::net::Ipv4Addr>> = HashMap::new();
     for node in &t.nodes {
         for nic in &node.nics {
-            if let Some(a) = nic.address.as_deref().and_then(|a| a.parse::<Ipv4Cidr>().ok()) {
+            if let Some(a) = nic
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<Ipv4Cidr>().ok())
+            {
                 used.entry(nic.network.as_str()).or_default().insert(a.addr);
             }
         }
@@ -44,14 +48,21 @@ pub fn nics(t: &Topology) -> HashMap<String, Vec<ResolvedNic>> {
                     let taken = used.entry(nic.network.as_str()).or_default();
                     if let Some(ip) = subnet.hosts().find(|h| !taken.contains(h)) {
                         taken.insert(ip);
-                        address = Some(Ipv4Cidr { addr: ip, prefix: subnet.prefix });
+                        address = Some(Ipv4Cidr {
+                            addr: ip,
+                            prefix: subnet.prefix,
+                        });
                     }
                 }
             }
             list.push(ResolvedNic {
                 network: nic.network.clone(),
                 ifname: format!("eth{i}"),
-                mac: nic.mac.as_deref().and_then(|m| m.parse().ok()).unwrap_or_else(|| generated_mac(&t.name, &node.name, i)),
+                mac: nic
+                    .mac
+                    .as_deref()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or_else(|| generated_mac(&t.name, &node.name, i)),
                 address,
             });
         }

@@ -20,7 +20,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { path: path.into(), message: message.into() }
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -44,7 +47,9 @@ pub const MAX_ROUTES: usize = 64;
 /// Checks everything that can be checked without the host. An empty result
 /// means the topology is valid.
 pub fn validate(t: &Topology) -> Vec<Problem> {
-    let mut v = Validator { problems: Vec::new() };
+    let mut v = Validator {
+        problems: Vec::new(),
+    };
     v.check(t);
     v.problems
 }
@@ -71,7 +76,14 @@ impl Validator {
     fn range(&mut self, path: &str, value: Option<u32>, range: std::ops::RangeInclusive<u32>) {
         if let Some(v) = value {
             if !range.contains(&v) {
-                self.push(path, format!("{v} is out of range; allowed {}..={}", range.start(), range.end()));
+                self.push(
+                    path,
+                    format!(
+                        "{v} is out of range; allowed {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
             }
         }
     }
@@ -103,10 +115,19 @@ impl Validator {
             self.range("defaults.memory_mib", d.memory_mib, MEMORY_MIB_RANGE);
         }
         if t.networks.len() > MAX_NETWORKS {
-            self.push("networks", format!("{} networks; at most {MAX_NETWORKS} are allowed", t.networks.len()));
+            self.push(
+                "networks",
+                format!(
+                    "{} networks; at most {MAX_NETWORKS} are allowed",
+                    t.networks.len()
+                ),
+            );
         }
         if t.nodes.len() > MAX_NODES {
-            self.push("nodes", format!("{} nodes; at most {MAX_NODES} are allowed", t.nodes.len()));
+            self.push(
+                "nodes",
+                format!("{} nodes; at most {MAX_NODES} are allowed", t.nodes.len()),
+            );
         }
 
         // Networks: names, duplicates, subnets.
@@ -117,12 +138,23 @@ impl Validator {
             let path = format!("networks[{i}]");
             if self.name(&format!("{path}.name"), &net.name) {
                 if let Some(first) = seen.insert(net.name.as_str(), i) {
-                    self.push(format!("{path}.name"), format!("duplicate network name {:?} (also networks[{first}])", net.name));
+                    self.push(
+                        format!("{path}.name"),
+                        format!(
+                            "duplicate network name {:?} (also networks[{first}])",
+                            net.name
+                        ),
+                    );
                 }
                 let br = names::bridge_ifname(&t.name, &net.name);
                 if let Some(other) = bridges.insert(br.clone(), net.name.as_str()) {
                     if other != net.name {
-                        self.push(format!("{path}.name"), format!("interface name {br} collides with network {other:?}; rename one"));
+                        self.push(
+                            format!("{path}.name"),
+                            format!(
+                                "interface name {br} collides with network {other:?}; rename one"
+                            ),
+                        );
                     }
                 }
             }
@@ -131,11 +163,16 @@ impl Validator {
                     Err(e) => self.push(format!("{path}.subnet"), format!("{s:?}: {e}")),
                     Ok(c) if !c.is_network() => self.push(
                         format!("{path}.subnet"),
-                        format!("{s:?} has host bits set; did you mean {}/{}?", c.network(), c.prefix),
+                        format!(
+                            "{s:?} has host bits set; did you mean {}/{}?",
+                            c.network(),
+                            c.prefix
+                        ),
                     ),
-                    Ok(c) if c.prefix > 30 || c.prefix < 8 => {
-                        self.push(format!("{path}.subnet"), format!("{s:?}: prefix must be from /8 to /30"))
-                    }
+                    Ok(c) if c.prefix > 30 || c.prefix < 8 => self.push(
+                        format!("{path}.subnet"),
+                        format!("{s:?}: prefix must be from /8 to /30"),
+                    ),
                     Ok(c) => {
                         subnets.insert(net.name.as_str(), c);
                     }
@@ -154,19 +191,32 @@ impl Validator {
             let path = format!("nodes[{i}]");
             if self.name(&format!("{path}.name"), &node.name) {
                 if let Some(first) = node_seen.insert(node.name.as_str(), i) {
-                    self.push(format!("{path}.name"), format!("duplicate node name {:?} (also nodes[{first}])", node.name));
+                    self.push(
+                        format!("{path}.name"),
+                        format!("duplicate node name {:?} (also nodes[{first}])", node.name),
+                    );
                 }
             }
             match (&node.image, default_image) {
                 (Some(img), _) => self.image(&format!("{path}.image"), Some(img)),
-                (None, None) => self.push(format!("{path}.image"), "no image given, and defaults.image is not set"),
+                (None, None) => self.push(
+                    format!("{path}.image"),
+                    "no image given, and defaults.image is not set",
+                ),
                 (None, Some(_)) => {}
             }
             self.range(&format!("{path}.cpus"), node.cpus, CPUS_RANGE);
-            self.range(&format!("{path}.memory_mib"), node.memory_mib, MEMORY_MIB_RANGE);
+            self.range(
+                &format!("{path}.memory_mib"),
+                node.memory_mib,
+                MEMORY_MIB_RANGE,
+            );
             self.position(&format!("{path}.position"), node.position.as_ref());
             if node.nics.len() > MAX_NICS {
-                self.push(format!("{path}.nics"), format!("{} NICs; at most {MAX_NICS} are allowed", node.nics.len()));
+                self.push(
+                    format!("{path}.nics"),
+                    format!("{} NICs; at most {MAX_NICS} are allowed", node.nics.len()),
+                );
             }
 
             // The node's own connected prefixes, for checking routes.
@@ -176,7 +226,10 @@ impl Validator {
                 let npath = format!("{path}.nics[{j}]");
                 let subnet = subnets.get(nic.network.as_str()).copied();
                 if t.network(&nic.network).is_none() {
-                    self.push(format!("{npath}.network"), format!("no network named {:?}", nic.network));
+                    self.push(
+                        format!("{npath}.network"),
+                        format!("no network named {:?}", nic.network),
+                    );
                 } else if let Some(s) = subnet {
                     connected.push(s);
                 }
@@ -194,12 +247,20 @@ impl Validator {
                 } else if node_seen.get(node.name.as_str()) == Some(&i) {
                     let m = names::generated_mac(&t.name, &node.name, j);
                     if let Some(other) = macs.insert(m, npath.clone()) {
-                        self.push(format!("{npath}.mac"), format!("the generated MAC {m} collides with {other}; set a mac explicitly"));
+                        self.push(
+                            format!("{npath}.mac"),
+                            format!(
+                                "the generated MAC {m} collides with {other}; set a mac explicitly"
+                            ),
+                        );
                     }
                 }
                 let tap = names::tap_ifname(&t.name, &node.name, j);
                 if !taps.insert(tap.clone()) && node_seen.get(node.name.as_str()) == Some(&i) {
-                    self.push(format!("{npath}"), format!("interface name {tap} collides with another NIC; rename the node"));
+                    self.push(
+                        format!("{npath}"),
+                        format!("interface name {tap} collides with another NIC; rename the node"),
+                    );
                 }
                 if let Some(addr) = &nic.address {
                     match addr.parse::<Ipv4Cidr>() {
@@ -207,16 +268,38 @@ impl Validator {
                         Ok(c) => {
                             if let Some(s) = subnet {
                                 if c.prefix != s.prefix || !s.contains(c.addr) {
-                                    self.push(format!("{npath}.address"), format!("{addr:?} is not inside network {:?}'s subnet {s}", nic.network));
+                                    self.push(
+                                        format!("{npath}.address"),
+                                        format!(
+                                            "{addr:?} is not inside network {:?}'s subnet {s}",
+                                            nic.network
+                                        ),
+                                    );
                                     continue;
                                 }
                             } else {
-                                connected.push(Ipv4Cidr { addr: c.network(), prefix: c.prefix });
+                                connected.push(Ipv4Cidr {
+                                    addr: c.network(),
+                                    prefix: c.prefix,
+                                });
                             }
-                            if c.prefix <= 30 && (c.addr == c.network() || c.addr == c.broadcast()) {
-                                self.push(format!("{npath}.address"), format!("{addr:?} is the network or broadcast address of {}/{}", c.network(), c.prefix));
-                            } else if let Some(other) = addresses.insert((nic.network.clone(), c.addr), npath.clone()) {
-                                self.push(format!("{npath}.address"), format!("{} is already used by {other}", c.addr));
+                            if c.prefix <= 30 && (c.addr == c.network() || c.addr == c.broadcast())
+                            {
+                                self.push(
+                                    format!("{npath}.address"),
+                                    format!(
+                                        "{addr:?} is the network or broadcast address of {}/{}",
+                                        c.network(),
+                                        c.prefix
+                                    ),
+                                );
+                            } else if let Some(other) =
+                                addresses.insert((nic.network.clone(), c.addr), npath.clone())
+                            {
+                                self.push(
+                                    format!("{npath}.address"),
+                                    format!("{} is already used by {other}", c.addr),
+                                );
                             }
                             own.push(c.addr);
                         }
@@ -225,7 +308,13 @@ impl Validator {
             }
 
             if node.routes.len() > MAX_ROUTES {
-                self.push(format!("{path}.routes"), format!("{} routes; at most {MAX_ROUTES} are allowed", node.routes.len()));
+                self.push(
+                    format!("{path}.routes"),
+                    format!(
+                        "{} routes; at most {MAX_ROUTES} are allowed",
+                        node.routes.len()
+                    ),
+                );
             }
             for (k, route) in node.routes.iter().enumerate() {
                 let rpath = format!("{path}.routes[{k}]");
@@ -233,18 +322,27 @@ impl Validator {
                     Err(e) => self.push(format!("{rpath}.to"), format!("{:?}: {e}", route.to)),
                     Ok(c) if !c.is_network() => self.push(
                         format!("{rpath}.to"),
-                        format!("{:?} has host bits set; did you mean {}/{}?", route.to, c.network(), c.prefix),
+                        format!(
+                            "{:?} has host bits set; did you mean {}/{}?",
+                            route.to,
+                            c.network(),
+                            c.prefix
+                        ),
                     ),
                     Ok(_) => {}
                 }
                 match parse_ipv4(&route.via) {
                     Err(e) => self.push(format!("{rpath}.via"), e.to_string()),
-                    Ok(via) if own.contains(&via) => {
-                        self.push(format!("{rpath}.via"), format!("{via} is this node's own address"))
-                    }
+                    Ok(via) if own.contains(&via) => self.push(
+                        format!("{rpath}.via"),
+                        format!("{via} is this node's own address"),
+                    ),
                     Ok(via) if !connected.iter().any(|c| c.contains(via)) => self.push(
                         format!("{rpath}.via"),
-                        format!("{via} is not reachable: it is on none of node {:?}'s networks", node.name),
+                        format!(
+                            "{via} is not reachable: it is on none of node {:?}'s networks",
+                            node.name
+                        ),
                     ),
                     Ok(_) => {}
                 }

@@ -23,8 +23,14 @@ fn every_bad_fixture_is_refused_naming_its_field() {
             Ok(_) => failures.push(format!("{name}: accepted")),
             Err(e) => {
                 let problems = e.problems();
-                if !problems.iter().any(|p| p.path == f.path && p.message.contains(&f.reason)) {
-                    failures.push(format!("{name}: wanted {:?} containing {:?}, got {problems:?}", f.path, f.reason));
+                if !problems
+                    .iter()
+                    .any(|p| p.path == f.path && p.message.contains(&f.reason))
+                {
+                    failures.push(format!(
+                        "{name}: wanted {:?} containing {:?}, got {problems:?}",
+                        f.path, f.reason
+                    ));
                 }
             }
         }

@@ -1,4 +1,6 @@
-use topology::{examples, parse, parse_and_validate, schema, to_json, to_yaml, validate, Format, Topology};
+use topology::{
+    examples, parse, parse_and_validate, schema, to_json, to_yaml, validate, Format, Topology,
+};
 
 fn load(text: &str) -> Topology {
     parse_and_validate(text, Format::Yaml).unwrap_or_else(|e| panic!("{e}"))
@@ -7,9 +9,25 @@ fn load(text: &str) -> Topology {
 #[test]
 fn examples_are_valid() {
     let t = load(examples::TRIANGLE);
-    assert_eq!((t.name.as_str(), t.nodes.len(), t.networks.len(), t.link_count()), ("triangle", 3, 1, 3));
+    assert_eq!(
+        (
+            t.name.as_str(),
+            t.nodes.len(),
+            t.networks.len(),
+            t.link_count()
+        ),
+        ("triangle", 3, 1, 3)
+    );
     let r = load(examples::ROUTER);
-    assert_eq!((r.name.as_str(), r.nodes.len(), r.networks.len(), r.link_count()), ("router", 3, 2, 4));
+    assert_eq!(
+        (
+            r.name.as_str(),
+            r.nodes.len(),
+            r.networks.len(),
+            r.link_count()
+        ),
+        ("router", 3, 2, 4)
+    );
     assert!(r.node("r1").unwrap().ip_forward);
 }
 
@@ -43,7 +61,10 @@ fn every_problem_is_reported_at_once() {
     t.nodes[1].nics[0].network = "nowhere".into();
     t.nodes[2].name = "H2".into();
     let paths: Vec<String> = validate(&t).into_iter().map(|p| p.path).collect();
-    assert_eq!(paths, vec!["nodes[0].cpus", "nodes[1].nics[0].network", "nodes[2].name"]);
+    assert_eq!(
+        paths,
+        vec!["nodes[0].cpus", "nodes[1].nics[0].network", "nodes[2].name"]
+    );
 }
 
 #[test]

@@ -63,12 +63,18 @@ pub const STEPS: &[&str] = &[
 
 /// Builds image `name` into the store. `progress(step_index, step_name)` is
 /// called as each step starts. Refuses to overwrite an existing image.
-pub fn build(store: &ImageStore, name: &str, progress: &mut dyn FnMut(usize, &str)) -> Result<ImageRecord> {
+pub fn build(
+    store: &ImageStore,
+    name: &str,
+    progress: &mut dyn FnMut(usize, &str),
+) -> Result<ImageRecord> {
     let dest = store.path(name)?;
     if store.exists(name)? || dest.exists() {
         return Err(ImageError::Exists(name.to_string()));
     }
-    let work = store.dir().join(format!(".build-{name}-{}", std::process::id()));
+    let work = store
+        .dir()
+        .join(format!(".build-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).map_err(io_err("create", &work))?;
     let result = build_in(store, name, &work, progress);
@@ -76,7 +82,12 @@ pub fn build(store: &ImageStore, name: &str, progress: &mut dyn FnMut(usize, &st
     result
 }
 
-fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMut(usize, &str)) -> Result<ImageRecord> {
+fn build_in(
+    store: &ImageStore,
+    name: &str,
+    work: &Path,
+    progress: &mut dyn FnMut(usize, &str),
+) -> Result<ImageRecord> {
     progress(0, STEPS[0]);
     let debs = download_packages(&store.cache_dir().join("debs"))?;
 
@@ -88,10 +99,17 @@ fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMu
     let kver = kernel_version(&unpacked)?;
     let mut modules = Vec::new();
     for (group, roots) in GUEST_MODULE_GROUPS {
-        modules.push((*group, resolve_modules(&unpacked.join("lib/modules").join(&kver), roots)?));
+        modules.push((
+            *group,
+            resolve_modules(&unpacked.join("lib/modules").join(&kver), roots)?,
+        ));
     }
     let boot_modules = resolve_modules(&unpacked.join("lib/modules").join(&kver), BOOT_MODULES)?;
-    write_probe(&unpacked, &kver, &crate::accel::probe_dir(store.state_dir()))?;
+    write_probe(
+        &unpacked,
+        &kver,
+        &crate::accel::probe_dir(store.state_dir()),
+    )?;
 
     progress(2, STEPS[2]);
     let root = work.join("root");
@@ -103,13 +121,29 @@ fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMu
 
     progress(4, STEPS[4]);
     let boot = work.join("boot.img");
-    make_boot_partition(&unpacked.join(format!("boot/vmlinuz-{kver}")), &initrd, &boot)?;
+    make_boot_partition(
+        &unpacked.join(format!("boot/vmlinuz-{kver}")),
+        &initrd,
+        &boot,
+    )?;
 
     progress(5, STEPS[5]);
     let rootimg = work.join("root.img");
     process::run(
         Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-L", "minivm-root", "-E", "root_owner=0:0", "-d"])
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-b",
+                "4096",
+                "-L",
+                "minivm-root",
+                "-E",
+                "root_owner=0:0",
+                "-d",
+            ])
             .arg(&root)
             .arg(&rootimg)
             .arg(format!("{ROOT_PART_MIB}M")),
@@ -119,8 +153,17 @@ fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMu
     let raw = work.join("disk.raw");
     write_disk(&raw, &boot, &rootimg)?;
     let qcow = work.join("disk.qcow2");
-    process::run(Command::new("qemu-img").args(["convert", "-c", "-f", "raw", "-O", "qcow2"]).arg(&raw).arg(&qcow))?;
-    store.finish(name, &qcow, format!("built from {KERNEL_METAPACKAGE} {kver}, busybox-static, qemu-guest-agent"))
+    process::run(
+        Command::new("qemu-img")
+            .args(["convert", "-c", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow),
+    )?;
+    store.finish(
+        name,
+        &qcow,
+        format!("built from {KERNEL_METAPACKAGE} {kver}, busybox-static, qemu-guest-agent"),
+    )
 }
 
 /// Downloads (or finds in the cache) every package the image needs.
@@ -128,7 +171,11 @@ fn build_in(store: &ImageStore, name: &str, work: &Path, progress: &mut dyn FnMu
 fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
     fs::create_dir_all(cache).map_err(io_err("create", cache))?;
     let kernel = resolve_kernel_package()?;
-    let mut wanted = vec![kernel, "busybox-static".to_string(), "qemu-guest-agent".to_string()];
+    let mut wanted = vec![
+        kernel,
+        "busybox-static".to_string(),
+        "qemu-guest-agent".to_string(),
+    ];
     wanted.extend(library_packages("qemu-guest-agent")?);
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
@@ -141,11 +188,21 @@ fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
         }
     }
     if !missing.is_empty() {
-        process::run(Command::new("apt-get").arg("download").args(&missing).current_dir(cache))
-            .map_err(|e| ImageError::Build(format!("apt-get download failed (run `apt-get update` once?): {e}")))?;
+        process::run(
+            Command::new("apt-get")
+                .arg("download")
+                .args(&missing)
+                .current_dir(cache),
+        )
+        .map_err(|e| {
+            ImageError::Build(format!(
+                "apt-get download failed (run `apt-get update` once?): {e}"
+            ))
+        })?;
         for pkg in missing {
-            let p = cached_deb(cache, &pkg)?
-                .ok_or_else(|| ImageError::Build(format!("apt-get download did not produce a .deb for {pkg}")))?;
+            let p = cached_deb(cache, &pkg)?.ok_or_else(|| {
+                ImageError::Build(format!("apt-get download did not produce a .deb for {pkg}"))
+            })?;
             out.insert(pkg, p);
         }
     }
@@ -159,10 +216,17 @@ fn cached_deb(cache: &Path, pkg: &str) -> Result<Option<PathBuf>> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Candidate: "))
         .filter(|v| *v != "(none)")
-        .ok_or_else(|| ImageError::Build(format!("no installable version of {pkg} (run `apt-get update` once?)")))?;
+        .ok_or_else(|| {
+            ImageError::Build(format!(
+                "no installable version of {pkg} (run `apt-get update` once?)"
+            ))
+        })?;
     // apt-get download escapes ':' (epochs) as %3a in file names.
     let file = format!("{pkg}_{}_", version.replace(':', "%3a"));
-    for entry in fs::read_dir(cache).map_err(io_err("read", cache))?.flatten() {
+    for entry in fs::read_dir(cache)
+        .map_err(io_err("read", cache))?
+        .flatten()
+    {
         let n = entry.file_name().to_string_lossy().into_owned();
         if n.starts_with(&file) && n.ends_with(".deb") {
             return Ok(Some(entry.path()));
@@ -177,20 +241,39 @@ fn resolve_kernel_package() -> Result<String> {
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|d| d.starts_with("linux-image-"))
         .map(str::to_string)
-        .ok_or_else(|| ImageError::Build(format!("{KERNEL_METAPACKAGE} depends on no linux-image package")))
+        .ok_or_else(|| {
+            ImageError::Build(format!(
+                "{KERNEL_METAPACKAGE} depends on no linux-image package"
+            ))
+        })
 }
 
 /// The shared-library packages `pkg` needs, recursively (libc6 included).
 fn library_packages(pkg: &str) -> Result<Vec<String>> {
     let out = process::stdout(Command::new("apt-cache").args([
-        "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
-        "--no-replaces", "--no-enhances", "--no-pre-depends", pkg,
+        "depends",
+        "--recurse",
+        "--no-recommends",
+        "--no-suggests",
+        "--no-conflicts",
+        "--no-breaks",
+        "--no-replaces",
+        "--no-enhances",
+        "--no-pre-depends",
+        pkg,
     ]))?;
     let mut libs: BTreeSet<String> = BTreeSet::new();
-    for line in out.lines().filter(|l| !l.starts_with(' ') && !l.starts_with('<')) {
+    for line in out
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('<'))
+    {
         let name = line.trim();
         let is_lib = name.starts_with("lib") || name == "zlib1g";
-        if is_lib && !name.contains("perl") && !name.starts_with("libgdbm") && !name.starts_with("libdb") {
+        if is_lib
+            && !name.contains("perl")
+            && !name.starts_with("libgdbm")
+            && !name.starts_with("libdb")
+        {
             libs.insert(name.to_string());
         }
     }
@@ -205,7 +288,9 @@ fn kernel_version(unpacked: &Path) -> Result<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     versions.sort();
-    versions.pop().ok_or_else(|| ImageError::Build("the kernel package holds no modules".into()))
+    versions
+        .pop()
+        .ok_or_else(|| ImageError::Build("the kernel package holds no modules".into()))
 }
 
 /// Modules (paths relative to the modules dir) for `roots` and everything
@@ -218,8 +303,15 @@ fn resolve_modules(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Some(n) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
-                index.insert(n.replace('-', "_"), p.strip_prefix(moddir).expect("under moddir").to_path_buf());
+            } else if let Some(n) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".ko"))
+            {
+                index.insert(
+                    n.replace('-', "_"),
+                    p.strip_prefix(moddir).expect("under moddir").to_path_buf(),
+                );
             }
         }
     }
@@ -240,7 +332,9 @@ fn resolve_modules(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>> {
         if depth > 32 {
             return Err(ImageError::Build(format!("module dependency loop at {m}")));
         }
-        let rel = index.get(&key).ok_or_else(|| ImageError::Build(format!("the kernel has no module {m}")))?;
+        let rel = index
+            .get(&key)
+            .ok_or_else(|| ImageError::Build(format!("the kernel has no module {m}")))?;
         for dep in module_depends(&moddir.join(rel))? {
             visit(&dep, moddir, index, done, order, depth + 1)?;
         }
@@ -258,10 +352,16 @@ fn resolve_modules(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>> {
 fn module_depends(ko: &Path) -> Result<Vec<String>> {
     let bytes = fs::read(ko).map_err(io_err("read", ko))?;
     let needle = b"depends=";
-    let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) else { return Ok(Vec::new()) };
+    let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) else {
+        return Ok(Vec::new());
+    };
     let rest = &bytes[at + needle.len()..];
     let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    Ok(String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+    Ok(String::from_utf8_lossy(&rest[..end])
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
@@ -300,12 +400,30 @@ fn install_busybox(unpacked: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn assemble_root(unpacked: &Path, root: &Path, modules: &[(&str, Vec<PathBuf>)], hostname: &str) -> Result<()> {
-    for d in ["proc", "sys", "dev", "run", "tmp", "root", "mnt", "etc/minivm", "lib/modules", "var/log", "usr/sbin"] {
+fn assemble_root(
+    unpacked: &Path,
+    root: &Path,
+    modules: &[(&str, Vec<PathBuf>)],
+    hostname: &str,
+) -> Result<()> {
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "mnt",
+        "etc/minivm",
+        "lib/modules",
+        "var/log",
+        "usr/sbin",
+    ] {
         let p = root.join(d);
         fs::create_dir_all(&p).map_err(io_err("create", &p))?;
     }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(io_err("chmod", root))?;
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+        .map_err(io_err("chmod", root))?;
     symlink("../run", root.join("var/run")).map_err(io_err("link", root))?;
     install_busybox(unpacked, root)?;
 
@@ -330,13 +448,37 @@ fn assemble_root(unpacked: &Path, root: &Path, modules: &[(&str, Vec<PathBuf>)],
 
     write_file(&root.join("etc/inittab"), GUEST_INITTAB.as_bytes(), 0o644)?;
     write_file(&root.join("etc/minivm/rcS"), GUEST_RCS.as_bytes(), 0o755)?;
-    write_file(&root.join("etc/minivm/netconf"), GUEST_NETCONF.as_bytes(), 0o755)?;
-    write_file(&root.join("etc/acpi/PWRF/00000080"), GUEST_ACPI_POWER.as_bytes(), 0o755)?;
-    write_file(&root.join("etc/hostname"), format!("{hostname}\n").as_bytes(), 0o644)?;
-    write_file(&root.join("etc/passwd"), b"root::0:0:root:/root:/bin/sh\n", 0o644)?;
+    write_file(
+        &root.join("etc/minivm/netconf"),
+        GUEST_NETCONF.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("etc/acpi/PWRF/00000080"),
+        GUEST_ACPI_POWER.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("etc/hostname"),
+        format!("{hostname}\n").as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &root.join("etc/passwd"),
+        b"root::0:0:root:/root:/bin/sh\n",
+        0o644,
+    )?;
     write_file(&root.join("etc/group"), b"root:x:0:\n", 0o644)?;
-    write_file(&root.join("etc/profile"), b"export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\h:\\w# '\n", 0o644)?;
-    write_file(&root.join("etc/fstab"), b"LABEL=minivm-root / ext4 rw,noatime 0 1\n", 0o644)?;
+    write_file(
+        &root.join("etc/profile"),
+        b"export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\h:\\w# '\n",
+        0o644,
+    )?;
+    write_file(
+        &root.join("etc/fstab"),
+        b"LABEL=minivm-root / ext4 rw,noatime 0 1\n",
+        0o644,
+    )?;
     Ok(())
 }
 
@@ -360,16 +502,20 @@ fn library_closure(unpacked: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
     while let Some(file) = queue.pop_front() {
         let dynamic = process::stdout(Command::new("readelf").arg("-dW").arg(&file))?;
         for line in dynamic.lines().filter(|l| l.contains("(NEEDED)")) {
-            let Some(soname) = line.split('[').nth(1).and_then(|s| s.split(']').next()) else { continue };
+            let Some(soname) = line.split('[').nth(1).and_then(|s| s.split(']').next()) else {
+                continue;
+            };
             if !seen.insert(soname.to_string()) {
                 continue;
             }
-            let path = find(soname).ok_or_else(|| ImageError::Build(format!("no package provides {soname}")))?;
+            let path = find(soname)
+                .ok_or_else(|| ImageError::Build(format!("no package provides {soname}")))?;
             queue.push_back(path.clone());
             out.push(path);
         }
     }
-    let loader = find("ld-linux-x86-64.so.2").ok_or_else(|| ImageError::Build("no dynamic loader (libc6)".into()))?;
+    let loader = find("ld-linux-x86-64.so.2")
+        .ok_or_else(|| ImageError::Build("no dynamic loader (libc6)".into()))?;
     out.push(loader);
     // Paths are sonames, often symlinks: copying follows them, so the image
     // holds real files under the names the loader looks for.
@@ -390,12 +536,23 @@ fn install_modules(unpacked: &Path, modules: &[PathBuf], root: &Path, group: &st
     let moddir = kernel_moddir(unpacked)?;
     let mut order = String::new();
     for m in modules {
-        let name = m.file_stem().expect("a module file").to_string_lossy().into_owned();
-        copy_file(&moddir.join(m), &root.join("lib/modules").join(format!("{name}.ko")))?;
+        let name = m
+            .file_stem()
+            .expect("a module file")
+            .to_string_lossy()
+            .into_owned();
+        copy_file(
+            &moddir.join(m),
+            &root.join("lib/modules").join(format!("{name}.ko")),
+        )?;
         order.push_str(&name);
         order.push('\n');
     }
-    write_file(&root.join(format!("lib/modules/{group}.order")), order.as_bytes(), 0o644)
+    write_file(
+        &root.join(format!("lib/modules/{group}.order")),
+        order.as_bytes(),
+        0o644,
+    )
 }
 
 /// A gzip'd newc cpio archive of `dir`, owned by root.
@@ -404,7 +561,10 @@ fn make_cpio(dir: &Path, out: &Path) -> Result<()> {
     let mut list = String::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        for e in fs::read_dir(dir.join(&rel)).map_err(io_err("read", dir))?.flatten() {
+        for e in fs::read_dir(dir.join(&rel))
+            .map_err(io_err("read", dir))?
+            .flatten()
+        {
             let r = rel.join(e.file_name());
             list.push_str(&r.to_string_lossy());
             list.push('\n');
@@ -414,7 +574,9 @@ fn make_cpio(dir: &Path, out: &Path) -> Result<()> {
         }
     }
     let cpio = process::run_with_input(
-        Command::new("cpio").args(["--quiet", "-o", "-H", "newc", "-R", "0:0"]).current_dir(dir),
+        Command::new("cpio")
+            .args(["--quiet", "-o", "-H", "newc", "-R", "0:0"])
+            .current_dir(dir),
         Some(list.as_bytes()),
     )?;
     let tmp = out.with_extension("cpio");
@@ -429,12 +591,18 @@ fn write_probe(unpacked: &Path, kver: &str, dir: &Path) -> Result<()> {
     let staging = dir.with_extension("staging");
     let _ = fs::remove_dir_all(&staging);
     copy_file(&unpacked.join("bin/busybox"), &staging.join("bin/busybox"))?;
-    let init = format!("#!/bin/busybox sh\n/bin/busybox echo {}\n/bin/busybox poweroff -f\n", crate::accel::PROBE_MARKER);
+    let init = format!(
+        "#!/bin/busybox sh\n/bin/busybox echo {}\n/bin/busybox poweroff -f\n",
+        crate::accel::PROBE_MARKER
+    );
     write_file(&staging.join("init"), init.as_bytes(), 0o755)?;
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     make_cpio(&staging, &dir.join("initrd.gz"))?;
     let _ = fs::remove_dir_all(&staging);
-    copy_file(&unpacked.join(format!("boot/vmlinuz-{kver}")), &dir.join("vmlinuz"))
+    copy_file(
+        &unpacked.join(format!("boot/vmlinuz-{kver}")),
+        &dir.join("vmlinuz"),
+    )
 }
 
 fn make_boot_partition(kernel: &Path, initrd: &Path, out: &Path) -> Result<()> {
@@ -447,9 +615,27 @@ fn make_boot_partition(kernel: &Path, initrd: &Path, out: &Path) -> Result<()> {
             .arg((BOOT_PART_MIB * 1024).to_string()),
     )?;
     let target = |name: &str| format!("::{name}");
-    process::run(Command::new("mcopy").arg("-i").arg(out).arg(kernel).arg(target("vmlinuz")))?;
-    process::run(Command::new("mcopy").arg("-i").arg(out).arg(initrd).arg(target("initrd.gz")))?;
-    process::run(Command::new("mcopy").arg("-i").arg(out).arg(&cfg).arg(target("syslinux.cfg")))?;
+    process::run(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(out)
+            .arg(kernel)
+            .arg(target("vmlinuz")),
+    )?;
+    process::run(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(out)
+            .arg(initrd)
+            .arg(target("initrd.gz")),
+    )?;
+    process::run(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(out)
+            .arg(&cfg)
+            .arg(target("syslinux.cfg")),
+    )?;
     // Debian's `syslinux` is the mtools installer: it works on a file.
     process::run(Command::new("syslinux").arg("--install").arg(out))?;
     Ok(())
@@ -470,17 +656,33 @@ fn write_disk(raw: &Path, boot: &Path, root: &Path) -> Result<()> {
     let table = format!(
         "label: dos\nstart={boot_start}, size={boot_sectors}, type=6, bootable\nstart={root_start}, size={root_sectors}, type=83\n"
     );
-    process::run_with_input(Command::new("sfdisk").args(["--quiet", "--no-reread", "--no-tell-kernel"]).arg(raw), Some(table.as_bytes()))?;
-    let mbr_bin = ["/usr/lib/syslinux/mbr/mbr.bin", "/usr/lib/SYSLINUX/mbr.bin", "/usr/share/syslinux/mbr.bin"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .ok_or_else(|| ImageError::Build("syslinux's mbr.bin is missing (apt-get install syslinux-common)".into()))?;
+    process::run_with_input(
+        Command::new("sfdisk")
+            .args(["--quiet", "--no-reread", "--no-tell-kernel"])
+            .arg(raw),
+        Some(table.as_bytes()),
+    )?;
+    let mbr_bin = [
+        "/usr/lib/syslinux/mbr/mbr.bin",
+        "/usr/lib/SYSLINUX/mbr.bin",
+        "/usr/share/syslinux/mbr.bin",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|p| p.exists())
+    .ok_or_else(|| {
+        ImageError::Build("syslinux's mbr.bin is missing (apt-get install syslinux-common)".into())
+    })?;
     let code = fs::read(mbr_bin).map_err(io_err("read", mbr_bin))?;
-    let mut f = fs::OpenOptions::new().write(true).open(raw).map_err(io_err("open", raw))?;
-    f.write_all(&code[..code.len().min(440)]).map_err(io_err("write", raw))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(raw)
+        .map_err(io_err("open", raw))?;
+    f.write_all(&code[..code.len().min(440)])
+        .map_err(io_err("write", raw))?;
     for (src, start) in [(boot, boot_start), (root, root_start)] {
-        f.seek(SeekFrom::Start(start * SECTOR)).map_err(io_err("seek", raw))?;
+        f.seek(SeekFrom::Start(start * SECTOR))
+            .map_err(io_err("seek", raw))?;
         let mut input = fs::File::open(src).map_err(io_err("open", src))?;
         std::io::copy(&mut input, &mut f).map_err(io_err("write", raw))?;
     }

@@ -42,7 +42,11 @@ pub enum ImageError {
     #[error("image {name:?} is in use by {}", users.join(", "))]
     InUse { name: String, users: Vec<String> },
     #[error("cannot {action} {}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error("image build failed: {0}")]
@@ -51,8 +55,15 @@ pub enum ImageError {
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 
-pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
-    move |source| ImageError::Io { action, path: path.to_path_buf(), source }
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What the store records of an image.
@@ -80,7 +91,10 @@ impl ImageStore {
     pub fn open(state_dir: &Path) -> Result<Self> {
         let dir = state_dir.join("images");
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        Ok(ImageStore { dir, state_dir: state_dir.to_path_buf() })
+        Ok(ImageStore {
+            dir,
+            state_dir: state_dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -99,7 +113,10 @@ impl ImageStore {
     /// The qcow2 of an image (which may not exist yet). The name is checked
     /// first, so the path never leaves the store.
     pub fn path(&self, name: &str) -> Result<PathBuf> {
-        check_image_name(name).map_err(|reason| ImageError::BadName { name: name.to_string(), reason })?;
+        check_image_name(name).map_err(|reason| ImageError::BadName {
+            name: name.to_string(),
+            reason,
+        })?;
         Ok(self.dir.join(format!("{name}.qcow2")))
     }
 
@@ -115,7 +132,9 @@ impl ImageStore {
         let rp = self.record_path(name)?;
         let text = match fs::read_to_string(&rp) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::NotFound(name.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ImageError::NotFound(name.to_string()))
+            }
             Err(e) => return Err(io_err("read", &rp)(e)),
         };
         serde_json::from_str(&text).map_err(|e| ImageError::Build(format!("{}: {e}", rp.display())))
@@ -124,7 +143,10 @@ impl ImageStore {
     /// Every image, sorted by name.
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err("read", &self.dir))?.flatten() {
+        for entry in fs::read_dir(&self.dir)
+            .map_err(io_err("read", &self.dir))?
+            .flatten()
+        {
             let file = entry.file_name().to_string_lossy().into_owned();
             if let Some(name) = file.strip_suffix(".json") {
                 if let Ok(r) = self.get(name) {
@@ -148,23 +170,35 @@ impl ImageStore {
             return Err(ImageError::MissingFile(file.to_path_buf()));
         }
         let shown = file.display().to_string();
-        let info = qemu_img_info(file).map_err(|e| ImageError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
+        let info = qemu_img_info(file).map_err(|e| ImageError::Unreadable {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         let format = info["format"].as_str().unwrap_or("").to_string();
         if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
-            return Err(ImageError::HasBacking { path: shown, backing: backing.to_string() });
+            return Err(ImageError::HasBacking {
+                path: shown,
+                backing: backing.to_string(),
+            });
         }
         // qemu-img calls any unrecognised file "raw": insist on a partition
         // table or a known format, so that a random file is not a disk.
         if !SUPPORTED_FORMATS.contains(&format.as_str()) {
-            return Err(ImageError::UnsupportedFormat { path: shown, format });
+            return Err(ImageError::UnsupportedFormat {
+                path: shown,
+                format,
+            });
         }
         if format == "raw" && !has_mbr_or_gpt(file)? {
             return Err(ImageError::Unreadable {
                 path: shown,
-                reason: "a raw file without a partition table (MBR or GPT) is not a bootable disk".into(),
+                reason: "a raw file without a partition table (MBR or GPT) is not a bootable disk"
+                    .into(),
             });
         }
-        let tmp = self.dir.join(format!(".{name}.import.{}.tmp", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{name}.import.{}.tmp", std::process::id()));
         let result = (|| {
             process::run(
                 Command::new("qemu-img")
@@ -190,8 +224,11 @@ impl ImageStore {
             sha256: sha256_file(tmp)?,
             source,
         };
-        fs::set_permissions(tmp, fs::Permissions::from_mode(0o444)).map_err(io_err("chmod", tmp))?;
-        fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io_err("sync", tmp))?;
+        fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
+            .map_err(io_err("chmod", tmp))?;
+        fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", tmp))?;
         fs::rename(tmp, &dest).map_err(io_err("move into place", &dest))?;
         let rp = self.record_path(name)?;
         let json = serde_json::to_string_pretty(&record).expect("a record serializes");
@@ -207,7 +244,10 @@ impl ImageStore {
             return Err(ImageError::NotFound(name.to_string()));
         }
         if !users.is_empty() {
-            return Err(ImageError::InUse { name: name.to_string(), users });
+            return Err(ImageError::InUse {
+                name: name.to_string(),
+                users,
+            });
         }
         let rp = self.record_path(name)?;
         fs::remove_file(&rp).map_err(io_err("remove", &rp))?;
@@ -223,7 +263,10 @@ impl ImageStore {
             return Err(ImageError::NotFound(name.to_string()));
         }
         process::run(
-            Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(&base).arg(dest),
+            Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+                .arg(&base)
+                .arg(dest),
         )?;
         Ok(())
     }
@@ -234,16 +277,22 @@ impl ImageStore {
         let want = self.path(name)?;
         let mut users = Vec::new();
         let labs = self.state_dir.join("labs");
-        let Ok(labs_rd) = fs::read_dir(&labs) else { return Ok(users) };
+        let Ok(labs_rd) = fs::read_dir(&labs) else {
+            return Ok(users);
+        };
         for lab in labs_rd.flatten() {
-            let Ok(vms) = fs::read_dir(lab.path().join("vms")) else { continue };
+            let Ok(vms) = fs::read_dir(lab.path().join("vms")) else {
+                continue;
+            };
             for vm in vms.flatten() {
                 let overlay = vm.path().join("overlay.qcow2");
                 if !overlay.exists() {
                     continue;
                 }
                 if let Ok(info) = qemu_img_info(&overlay) {
-                    let backing = info["full-backing-filename"].as_str().or(info["backing-filename"].as_str());
+                    let backing = info["full-backing-filename"]
+                        .as_str()
+                        .or(info["backing-filename"].as_str());
                     if backing.map(Path::new) == Some(want.as_path()) {
                         users.push(format!(
                             "{}/{}",
@@ -262,7 +311,11 @@ impl ImageStore {
 /// `qemu-img info --output=json` of a file. `-U` (no lock): reading the
 /// header of an image in use must not fail or disturb the running VM.
 pub fn qemu_img_info(path: &Path) -> Result<serde_json::Value, ProcessError> {
-    let out = process::stdout(Command::new("qemu-img").args(["info", "-U", "--output=json"]).arg(path))?;
+    let out = process::stdout(
+        Command::new("qemu-img")
+            .args(["info", "-U", "--output=json"])
+            .arg(path),
+    )?;
     serde_json::from_str(&out).map_err(|e| ProcessError::Failed {
         program: "qemu-img".into(),
         status: "ok".into(),
@@ -274,7 +327,8 @@ fn has_mbr_or_gpt(file: &Path) -> Result<bool> {
     let mut buf = [0u8; 1024];
     let mut f = fs::File::open(file).map_err(io_err("open", file))?;
     let n = f.read(&mut buf).map_err(io_err("read", file))?;
-    Ok((n >= 512 && buf[510] == 0x55 && buf[511] == 0xaa) || (n >= 520 && &buf[512..520] == b"EFI PART"))
+    Ok((n >= 512 && buf[510] == 0x55 && buf[511] == 0xaa)
+        || (n >= 520 && &buf[512..520] == b"EFI PART"))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

@@ -27,8 +27,23 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 println!("       {:<22} fix: {h}", "");
             }
         }
-        println!("accelerator: {} ({})", report.accelerator.name(), report.accelerator_reason);
-        println!("{}", if report.can_run { "a lab can run on this host" } else { "a lab cannot run on this host yet" });
+        println!(
+            "accelerator: {} ({})",
+            report.accelerator.name(),
+            report.accelerator_reason
+        );
+        println!(
+            "{}",
+            if report.can_run {
+                "a lab can run on this host"
+            } else {
+                "a lab cannot run on this host yet"
+            }
+        );
     }
-    Ok(if report.can_run { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.can_run {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

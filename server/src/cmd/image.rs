@@ -63,7 +63,11 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             for rec in store.list()? {
                 let mut used_by: Vec<String> = labs
                     .iter()
-                    .filter(|(_, t)| t.nodes.iter().any(|n| t.node_image(n) == Some(rec.name.as_str())))
+                    .filter(|(_, t)| {
+                        t.nodes
+                            .iter()
+                            .any(|n| t.node_image(n) == Some(rec.name.as_str()))
+                    })
                     .map(|(name, _)| name.clone())
                     .collect();
                 used_by.sort();
@@ -76,7 +80,10 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{:<16} {:<7} {:>9} {:>9}  {:<16} USED BY", "NAME", "FORMAT", "VIRTUAL", "FILE", "SHA256");
+                println!(
+                    "{:<16} {:<7} {:>9} {:>9}  {:<16} USED BY",
+                    "NAME", "FORMAT", "VIRTUAL", "FILE", "SHA256"
+                );
                 for (r, u) in rows {
                     println!(
                         "{:<16} {:<7} {:>8}M {:>8.1}M  {:<16} {}",
@@ -85,18 +92,31 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                         r.virtual_size >> 20,
                         r.file_size as f64 / 1048576.0,
                         &r.sha256[..16],
-                        if u.is_empty() { "-".to_string() } else { u.join(",") }
+                        if u.is_empty() {
+                            "-".to_string()
+                        } else {
+                            u.join(",")
+                        }
                     );
                 }
             }
         }
         Cmd::Import { name, file } => {
-            let rec = store.import(&name, &file).with_context(|| format!("cannot import {}", file.display()))?;
-            println!("imported {:?}: {} MiB virtual, sha256 {}", rec.name, rec.virtual_size >> 20, rec.sha256);
+            let rec = store
+                .import(&name, &file)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            println!(
+                "imported {:?}: {} MiB virtual, sha256 {}",
+                rec.name,
+                rec.virtual_size >> 20,
+                rec.sha256
+            );
         }
         Cmd::Rm { name } => {
             let users = store.overlays_using(&name)?;
-            store.remove(&name, users).with_context(|| format!("cannot remove image {name:?}"))?;
+            store
+                .remove(&name, users)
+                .with_context(|| format!("cannot remove image {name:?}"))?;
             println!("removed image {name:?}");
         }
     }

@@ -26,24 +26,40 @@ pub struct Args {
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let site_root = match args.site_root {
         Some(p) => p,
-        None => find_site_root().context("cannot find the compiled site; build it with `cargo leptos build` or pass --site-root")?,
+        None => find_site_root().context(
+            "cannot find the compiled site; build it with `cargo leptos build` or pass --site-root",
+        )?,
     };
     if !site_root.join("pkg/minivm.js").exists() {
-        bail!("{} holds no compiled site (pkg/minivm.js is missing)", site_root.display());
+        bail!(
+            "{} holds no compiled site (pkg/minivm.js is missing)",
+            site_root.display()
+        );
     }
     let store = engine::LabStore::open(state_dir)
         .with_context(|| format!("cannot open the state directory {}", state_dir.display()))?;
-    let seeded = store.seed_if_empty(topology::examples::ALL).context("cannot seed the example labs")?;
+    let seeded = store
+        .seed_if_empty(topology::examples::ALL)
+        .context("cannot seed the example labs")?;
     if seeded > 0 {
-        tracing::info!(count = seeded, "seeded the example labs into an empty state directory");
+        tracing::info!(
+            count = seeded,
+            "seeded the example labs into an empty state directory"
+        );
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(serve(args.bind, site_root, store))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(bind: SocketAddr, site_root: PathBuf, store: engine::LabStore) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+async fn serve(
+    bind: SocketAddr,
+    site_root: PathBuf,
+    store: engine::LabStore,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     let options = LeptosOptions::builder()
         .output_name("minivm")
@@ -60,7 +76,10 @@ async fn serve(bind: SocketAddr, site_root: PathBuf, store: engine::LabStore) ->
             let options = options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context,
+            app::shell,
+        ))
         .with_state(options);
     // Tests and scripts read this line to learn the port.
     println!("listening on http://{addr}");
@@ -72,7 +91,10 @@ async fn serve(bind: SocketAddr, site_root: PathBuf, store: engine::LabStore) ->
 }
 
 async fn schema() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/schema+json")], topology::schema::COMMITTED_SCHEMA)
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        topology::schema::COMMITTED_SCHEMA,
+    )
 }
 
 async fn shutdown() {

@@ -30,7 +30,10 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 .and_then(|m| m.modified().ok())
                 .and_then(|t| t.elapsed().ok())
                 .map(|d| d.as_secs());
-            let addresses: Vec<String> = nics[&vm].iter().filter_map(|n| n.address.map(|a| format!("{}={a}", n.ifname))).collect();
+            let addresses: Vec<String> = nics[&vm]
+                .iter()
+                .filter_map(|n| n.address.map(|a| format!("{}={a}", n.ifname)))
+                .collect();
             vms.push(json!({
                 "name": vm,
                 "state": state.map(|s| serde_json::to_value(s).unwrap()).unwrap_or(json!("defined")),
@@ -57,9 +60,19 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     "  {:<12} {:<9} pid {:<8} {}  {}  up {}s",
                     vm["name"].as_str().unwrap_or(""),
                     vm["state"].as_str().unwrap_or(""),
-                    vm["pid"].as_u64().map(|p| p.to_string()).unwrap_or("-".into()),
+                    vm["pid"]
+                        .as_u64()
+                        .map(|p| p.to_string())
+                        .unwrap_or("-".into()),
                     vm["accelerator"].as_str().unwrap_or(""),
-                    vm["addresses"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+                    vm["addresses"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "))
+                        .unwrap_or_default(),
                     vm["uptime_seconds"].as_u64().unwrap_or(0),
                 );
             }

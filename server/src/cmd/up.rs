@@ -26,39 +26,46 @@ pub struct Args {
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let t = super::validate::load(&args.file)?;
     let engine = super::engine(state_dir)?;
-    // Bad input changes nothing: every image must exist before anything is made.
+    // Bad input changes nothing: every image must exist, and the lab's name
+    // must be free (or this file's), before anything is made.
     for n in &t.nodes {
         let image = t.node_image(n).unwrap_or_default();
         if !engine.images.exists(image)? {
             bail!("node {:?}: no image named {image:?} (see `minivm image list`); nothing was changed", n.name);
         }
     }
-    let observed = engine.observe(&t)?;
+    let labs = engine::LabStore::open(state_dir)?;
+    labs.check_from_file(&t, &args.file)
+        .context("nothing was changed")?;
     if args.dry_run {
-        let steps = engine::plan::plan(&t, &observed);
+        let steps = engine::plan::plan(&t, &engine.observe(&t)?);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&steps)?);
         } else if steps.is_empty() {
             println!("lab {:?} is up to date: nothing to do", t.name);
         } else {
             for s in &steps {
-                println!("{}  ({})", serde_json::to_value(&s.action)?["action"].as_str().unwrap_or(""), s.reason);
+                println!("{:<16} {}", s.action.kind(), s.reason);
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let labs = engine::LabStore::open(state_dir)?;
-    let current = labs.get(&t.name).ok().map(|(_, rev)| rev);
-    labs.put(&t, current.as_deref()).context("cannot record the lab")?;
+    let _lock = super::lock(&engine, &t.name)?;
+    labs.put_from_file(&t, &args.file)
+        .context("nothing was changed")?;
 
     let started = Instant::now();
-    eprintln!("lab {:?}: accelerator {} ({})", t.name, engine.accel.accel.name(), engine.accel.reason);
+    eprintln!(
+        "lab {:?}: accelerator {} ({})",
+        t.name,
+        engine.accel.accel.name(),
+        engine.accel.reason
+    );
     let steps = engine
-        .reconcile(&t, &mut |s| eprintln!("  {}", s.reason))
+        .reconcile(&t, None, &super::print_progress)
         .with_context(|| format!("cannot bring lab {:?} up", t.name))?;
-    eprintln!("waiting for {} VM(s) to be ready ...", t.nodes.len());
-    engine
-        .wait_ready(&t, Duration::from_secs(args.timeout))
+    let vms: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+    super::wait_ready(&engine, &t.name, &vms, Duration::from_secs(args.timeout))
         .with_context(|| format!("lab {:?} is not up", t.name))?;
     println!(
         "lab {:?} is up: {} VMs ready, {} step(s) applied in {:.1} s",

@@ -20,11 +20,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = match text {
         Some(t) => t,
         None => {
-            eprintln!("{name}: the file is larger than {MAX_FILE_BYTES} bytes; refused without parsing");
+            eprintln!(
+                "{name}: the file is larger than {MAX_FILE_BYTES} bytes; refused without parsing"
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
-    let format = if name == "-" { Format::sniff(&text) } else { Format::from_file_name(&name) };
+    let format = if name == "-" {
+        Format::sniff(&text)
+    } else {
+        Format::from_file_name(&name)
+    };
     match parse_and_validate(&text, format) {
         Ok(t) => {
             println!(
@@ -54,9 +60,16 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<topology::Topology> {
     let name = path.display().to_string();
     let text = read_limited(path)
         .with_context(|| format!("cannot read {name}"))?
-        .ok_or_else(|| anyhow::anyhow!("{name}: larger than {MAX_FILE_BYTES} bytes; refused without parsing"))?;
-    let format = if name == "-" { Format::sniff(&text) } else { Format::from_file_name(&name) };
-    parse_and_validate(&text, format).map_err(|e| anyhow::anyhow!("{name} is invalid; nothing was changed:\n{e}"))
+        .ok_or_else(|| {
+            anyhow::anyhow!("{name}: larger than {MAX_FILE_BYTES} bytes; refused without parsing")
+        })?;
+    let format = if name == "-" {
+        Format::sniff(&text)
+    } else {
+        Format::from_file_name(&name)
+    };
+    parse_and_validate(&text, format)
+        .map_err(|e| anyhow::anyhow!("{name} is invalid; nothing was changed:\n{e}"))
 }
 
 /// Reads at most MAX_FILE_BYTES (+1 to notice more); `None` when larger.
@@ -66,12 +79,17 @@ fn read_limited(path: &std::path::Path) -> std::io::Result<Option<String>> {
     if path.as_os_str() == "-" {
         std::io::stdin().take(limit).read_to_end(&mut buf)?;
     } else {
-        std::fs::File::open(path)?.take(limit).read_to_end(&mut buf)?;
+        std::fs::File::open(path)?
+            .take(limit)
+            .read_to_end(&mut buf)?;
     }
     if buf.len() > MAX_FILE_BYTES {
         return Ok(None);
     }
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is not UTF-8 text"))
+    String::from_utf8(buf).map(Some).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        )
+    })
 }

@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-
 pub struct Fixture {
     pub file: PathBuf,
     pub path: String,
@@ -32,9 +31,12 @@ pub fn bad_fixtures() -> Vec<Fixture> {
                 .trim()
                 .to_string()
         };
-        out.push(Fixture { path: field("# expect-path:"), reason: field("# expect-reason:"), file });
+        out.push(Fixture {
+            path: field("# expect-path:"),
+            reason: field("# expect-reason:"),
+            file,
+        });
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));
     out
 }
-

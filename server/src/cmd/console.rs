@@ -1,0 +1,147 @@
+//! `minivm console LAB VM`: attaches the terminal to the VM's serial
+//! console, after the last lines it printed (its scrollback in
+//! console.log). Ctrl-] detaches and leaves the VM running; so does the end
+//! of input when stdin is not a terminal.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Ctrl-], as in telnet and virsh.
+const ESCAPE: u8 = 0x1d;
+const SCROLLBACK_LINES: usize = 30;
+
+#[derive(clap::Args)]
+pub struct Args {
+    lab: String,
+    vm: String,
+}
+
+/// The terminal in raw mode for as long as this lives; restored on drop.
+struct Raw(Option<libc::termios>);
+
+impl Raw {
+    fn enter() -> Raw {
+        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a termios we own.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return Raw(None);
+            }
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return Raw(None);
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(0, libc::TCSANOW, &raw);
+            Raw(Some(saved))
+        }
+    }
+
+    fn restore(saved: &Option<libc::termios>) {
+        if let Some(t) = saved {
+            // SAFETY: restoring the attributes read in `enter`.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        Raw::restore(&self.0);
+    }
+}
+
+pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let engine = super::engine(state_dir)?;
+    let t = super::stored_lab(state_dir, &args.lab, std::slice::from_ref(&args.vm))?;
+    let dir = engine.vm_dir(&t.name, &args.vm);
+    if !engine::lab::running_qemus(&t.name).contains_key(&args.vm) {
+        bail!(
+            "{}: not running; start it with `minivm start {} {}`",
+            args.vm,
+            t.name,
+            args.vm
+        );
+    }
+    let sock = engine::qemu::serial_socket(&dir);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot connect to {}", sock.display()))
+            }
+        }
+    };
+    let log_path = dir.join("console.log");
+    let scrollback = fs::read_to_string(&log_path).unwrap_or_default();
+    let lines: Vec<&str> = scrollback.lines().collect();
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "--- console of {} in lab {} (Ctrl-] detaches) ---",
+        args.vm, t.name
+    )?;
+    for l in &lines[lines.len().saturating_sub(SCROLLBACK_LINES)..] {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+
+    let raw = Raw::enter();
+    let saved = raw.0;
+    let mut reader = stream.try_clone()?;
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut out = std::io::stdout();
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                    if let Some(l) = log.as_mut() {
+                        let _ = l.write_all(&buf[..n]);
+                    }
+                }
+            }
+        }
+        Raw::restore(&saved);
+        let _ = writeln!(out, "\r\n--- console closed: the VM stopped ---");
+        std::process::exit(0);
+    });
+
+    let mut writer = stream;
+    let mut stdin = std::io::stdin();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stdin.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        let (send, detach) = match chunk.iter().position(|b| *b == ESCAPE) {
+            Some(i) => (&chunk[..i], true),
+            None => (chunk, false),
+        };
+        writer.write_all(send).context("the console went away")?;
+        if detach {
+            break;
+        }
+    }
+    drop(raw);
+    let _ = writer.shutdown(std::net::Shutdown::Both);
+    eprintln!("\r\n--- detached; {} keeps running ---", args.vm);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! `minivm start|stop|restart LAB VM...`: one VM (or a few) of a lab that
+//! is stored in the state directory. `start` makes what the VM needs
+//! (networks, TAPs, overlay, seed) and waits until it is ready; `stop`
+//! powers it down (ACPI, then quit); nothing else of the lab is touched.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The lab's name.
+    lab: String,
+    /// The VM(s).
+    #[arg(required = true, num_args = 1..)]
+    vms: Vec<String>,
+    /// Seconds to wait for a started VM to be ready.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+pub fn run(verb: Verb, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let engine = super::engine(state_dir)?;
+    let _lock = super::lock(&engine, &args.lab)?;
+    let t = super::stored_lab(state_dir, &args.lab, &args.vms)?;
+    if matches!(verb, Verb::Stop | Verb::Restart) {
+        for vm in &args.vms {
+            eprintln!("  stopping {vm} ...");
+            engine.stop_vm(&t.name, vm, Duration::from_secs(10))?;
+        }
+    }
+    if matches!(verb, Verb::Start | Verb::Restart) {
+        let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
+        engine.reconcile(&t, Some(&vms), &super::print_progress)?;
+        super::wait_ready(&engine, &t.name, &vms, Duration::from_secs(args.timeout))?;
+    }
+    let what = match verb {
+        Verb::Start | Verb::Restart => "running",
+        Verb::Stop => "stopped",
+    };
+    println!("lab {:?}: {} {what}", t.name, args.vms.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
