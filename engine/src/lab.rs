@@ -433,85 +433,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Makes the host match `t`: plan, apply, observe again, until the plan
-    /// is empty (at most a few rounds). Lab-wide network objects are made
-    /// first, then each VM's steps run (VMs in parallel, at most
-    /// `self.parallel` at once), then lab-wide removals. With `only`, just
-    /// those VMs are worked on (plus the networks they need); nothing else
-    /// is touched. Returns the steps applied. A VM whose steps fail does not
-    /// stop the others; the errors are reported together at the end.
+    /// Makes the host match `t`; see [`reconcile`].
     pub fn reconcile(
         &self,
         t: &Topology,
         only: Option<&[&str]>,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Vec<Step>> {
-        let mut done = Vec::new();
-        for _ in 0..3 {
-            let mut p = plan::phases(plan::plan(t, &self.observe(t)?));
-            if let Some(only) = only {
-                p.per_vm.retain(|(vm, _)| only.contains(&vm.as_str()));
-                p.after.clear();
-                p.before.retain(|s| {
-                    matches!(
-                        s.action,
-                        Action::CreateNamespace { .. } | Action::CreateBridge { .. }
-                    )
-                });
-            }
-            let total = p.before.len()
-                + p.per_vm.iter().map(|(_, s)| s.len()).sum::<usize>()
-                + p.after.len();
-            if total == 0 {
-                break;
-            }
-            let counter = std::sync::atomic::AtomicUsize::new(0);
-            let run = |s: &Step| {
-                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                progress(Progress {
-                    done: n,
-                    total,
-                    step: s,
-                });
-                self.apply(t, s)
-            };
-            for s in &p.before {
-                run(s)?;
-            }
-            let queue = std::sync::Mutex::new(p.per_vm.iter());
-            let errors = std::sync::Mutex::new(Vec::new());
-            std::thread::scope(|scope| {
-                for _ in 0..self.parallel.max(1).min(p.per_vm.len()) {
-                    scope.spawn(|| loop {
-                        let Some((vm, steps)) = queue.lock().expect("not poisoned").next() else {
-                            break;
-                        };
-                        for s in steps {
-                            if let Err(e) = run(s) {
-                                tracing::warn!(lab = %t.name, %vm, error = %e, "step failed");
-                                errors.lock().expect("not poisoned").push(e);
-                                break;
-                            }
-                        }
-                    });
-                }
-            });
-            let mut errors = errors.into_inner().expect("not poisoned");
-            if !errors.is_empty() {
-                return Err(if errors.len() == 1 {
-                    errors.remove(0)
-                } else {
-                    LabError::Several(errors)
-                });
-            }
-            for s in &p.after {
-                run(s)?;
-            }
-            done.extend(p.before);
-            done.extend(p.per_vm.into_iter().flat_map(|(_, s)| s));
-            done.extend(p.after);
-        }
-        Ok(done)
+        reconcile(self, t, only, self.parallel, progress)
     }
 
     /// Waits until each of `vms` has said it is ready; `ready` is called for
@@ -646,6 +575,105 @@ fn pid_of(dir: &Path) -> Option<u32> {
         .ok()
 }
 
+/// The host as the reconciler sees it: what a lab has, and one step
+/// applied. [`Engine`] is the real one (QEMU, netlink, qemu-img); another
+/// backend (a cluster, later) or a fake in tests implements the same, and
+/// [`reconcile`] drives any of them.
+pub trait Host: Sync {
+    fn observe(&self, t: &Topology) -> Result<ObservedLab>;
+    fn apply(&self, t: &Topology, step: &Step) -> Result<()>;
+}
+
+impl Host for Engine {
+    fn observe(&self, t: &Topology) -> Result<ObservedLab> {
+        Engine::observe(self, t)
+    }
+    fn apply(&self, t: &Topology, step: &Step) -> Result<()> {
+        Engine::apply(self, t, step)
+    }
+}
+
+/// Makes the host match `t`: plan, apply, observe again, until the plan
+/// is empty (at most a few rounds). Lab-wide network objects are made
+/// first, then each VM's steps run (VMs in parallel, at most
+/// `parallel` at once), then lab-wide removals. With `only`, just
+/// those VMs are worked on (plus the networks they need); nothing else
+/// is touched. Returns the steps applied. A VM whose steps fail does not
+/// stop the others; the errors are reported together at the end.
+pub fn reconcile(
+    host: &dyn Host,
+    t: &Topology,
+    only: Option<&[&str]>,
+    parallel: usize,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<Step>> {
+    let mut done = Vec::new();
+    for _ in 0..3 {
+        let mut p = plan::phases(plan::plan(t, &host.observe(t)?));
+        if let Some(only) = only {
+            p.per_vm.retain(|(vm, _)| only.contains(&vm.as_str()));
+            p.after.clear();
+            p.before.retain(|s| {
+                matches!(
+                    s.action,
+                    Action::CreateNamespace { .. } | Action::CreateBridge { .. }
+                )
+            });
+        }
+        let total =
+            p.before.len() + p.per_vm.iter().map(|(_, s)| s.len()).sum::<usize>() + p.after.len();
+        if total == 0 {
+            break;
+        }
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let run = |s: &Step| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            progress(Progress {
+                done: n,
+                total,
+                step: s,
+            });
+            host.apply(t, s)
+        };
+        for s in &p.before {
+            run(s)?;
+        }
+        let queue = std::sync::Mutex::new(p.per_vm.iter());
+        let errors = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..parallel.max(1).min(p.per_vm.len()) {
+                scope.spawn(|| loop {
+                    let Some((vm, steps)) = queue.lock().expect("not poisoned").next() else {
+                        break;
+                    };
+                    for s in steps {
+                        if let Err(e) = run(s) {
+                            tracing::warn!(lab = %t.name, %vm, error = %e, "step failed");
+                            errors.lock().expect("not poisoned").push(e);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut errors = errors.into_inner().expect("not poisoned");
+        if !errors.is_empty() {
+            return Err(if errors.len() == 1 {
+                errors.remove(0)
+            } else {
+                LabError::Several(errors)
+            });
+        }
+        for s in &p.after {
+            run(s)?;
+        }
+        done.extend(p.before);
+        done.extend(p.per_vm.into_iter().flat_map(|(_, s)| s));
+        done.extend(p.after);
+    }
+    Ok(done)
+}
+
 /// The live QEMU processes of `lab`, by VM name, found by the process tag
 /// in their command line (`-name ...,process=minivm:<lab>:<vm>`): the
 /// pidfile is a hint; this finds a QEMU whose starter was killed before
@@ -739,4 +767,130 @@ pub fn vm_states(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A host in memory: applying a step changes what is observed, as the
+    /// real one does; VMs named in `fail` cannot start.
+    #[derive(Default)]
+    struct FakeHost {
+        observed: Mutex<ObservedLab>,
+        applied: Mutex<Vec<Step>>,
+        fail: Vec<&'static str>,
+        busy: AtomicUsize,
+        most_busy: AtomicUsize,
+    }
+
+    impl Host for FakeHost {
+        fn observe(&self, _: &Topology) -> Result<ObservedLab> {
+            Ok(self.observed.lock().unwrap().clone())
+        }
+
+        fn apply(&self, t: &Topology, step: &Step) -> Result<()> {
+            let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_busy.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            let mut o = self.observed.lock().unwrap();
+            match &step.action {
+                Action::CreateNamespace { .. } => o.namespace = true,
+                Action::CreateBridge { ifname, .. } => drop(o.bridges.insert(ifname.clone())),
+                Action::CreateTap { ifname, .. } => drop(o.taps.insert(ifname.clone())),
+                Action::CreateOverlay { vm, .. } => {
+                    o.vms.entry(vm.clone()).or_default().has_overlay = true
+                }
+                Action::WriteSeed { .. } | Action::StopVm { .. } => {}
+                Action::StartVm { vm } if self.fail.contains(&vm.as_str()) => {
+                    return Err(LabError::Vm {
+                        vm: vm.clone(),
+                        what: "cannot start".into(),
+                    })
+                }
+                Action::StartVm { vm } => {
+                    let v = o.vms.entry(vm.clone()).or_default();
+                    v.state = Some(VmState::Running);
+                    v.hardware = plan::desired_hardware(t, vm);
+                    v.seed_hash = plan::desired_seed_hash(t, vm);
+                }
+                Action::DeleteVm { vm } => drop(o.vms.remove(vm)),
+                Action::DeleteTap { ifname } => drop(o.taps.remove(ifname)),
+                Action::DeleteBridge { ifname } => drop(o.bridges.remove(ifname)),
+            }
+            self.applied.lock().unwrap().push(step.clone());
+            Ok(())
+        }
+    }
+
+    fn lab(n: usize) -> Topology {
+        let mut y = "version: 1\nname: t\ndefaults: {image: tiny}\nnetworks: [{name: lan, subnet: 10.1.0.0/24}]\nnodes:\n".to_string();
+        for i in 1..=n {
+            y += &format!("  - {{name: vm{i}, nics: [{{network: lan}}]}}\n");
+        }
+        topology::parse_and_validate(&y, topology::Format::Yaml).unwrap()
+    }
+
+    #[test]
+    fn converges_then_does_nothing() {
+        let host = FakeHost::default();
+        let t = lab(3);
+        let steps = reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        assert_eq!(steps.len(), 2 + 3 * 4);
+        assert_eq!(plan::plan(&t, &host.observed.lock().unwrap()), vec![]);
+        assert_eq!(reconcile(&host, &t, None, 2, &|_| {}).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn vms_run_in_parallel_within_the_bound_and_progress_counts_every_step() {
+        let host = FakeHost::default();
+        let seen = Mutex::new(Vec::new());
+        reconcile(&host, &lab(6), None, 3, &|p| {
+            seen.lock().unwrap().push((p.done, p.total))
+        })
+        .unwrap();
+        let most = host.most_busy.load(Ordering::SeqCst);
+        assert!(
+            (2..=3).contains(&most),
+            "at most 3 VMs at once, and more than one: {most}"
+        );
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, (1..=26).map(|i| (i, 26)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failing_vm_does_not_stop_the_others() {
+        let host = FakeHost {
+            fail: vec!["vm2"],
+            ..Default::default()
+        };
+        let err = reconcile(&host, &lab(3), None, 1, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "vm2: cannot start");
+        let o = host.observed.lock().unwrap();
+        assert_eq!(o.vms["vm1"].state, Some(VmState::Running));
+        assert_eq!(o.vms["vm3"].state, Some(VmState::Running));
+    }
+
+    #[test]
+    fn only_touches_the_vms_named_and_their_networks() {
+        let host = FakeHost::default();
+        let t = lab(3);
+        let steps = reconcile(&host, &t, Some(&["vm2"]), 2, &|_| {}).unwrap();
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.action.vm().is_none_or(|v| v == "vm2")),
+            "{steps:?}"
+        );
+        let o = host.observed.lock().unwrap();
+        assert!(o.namespace && o.bridges.len() == 1);
+        assert_eq!(o.vms.keys().collect::<Vec<_>>(), ["vm2"]);
+    }
 }

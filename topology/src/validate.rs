@@ -258,7 +258,7 @@ impl Validator {
                 let tap = names::tap_ifname(&t.name, &node.name, j);
                 if !taps.insert(tap.clone()) && node_seen.get(node.name.as_str()) == Some(&i) {
                     self.push(
-                        format!("{npath}"),
+                        npath.to_string(),
                         format!("interface name {tap} collides with another NIC; rename the node"),
                     );
                 }
