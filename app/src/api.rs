@@ -1,5 +1,9 @@
 //! Server functions: the only way the browser reaches the host. Their
-//! bodies run on the server, where the lab store is in the context.
+//! bodies run on the server, where the engine service is in the context.
+//! Every mutation goes through the same engine paths as the CLI
+//! (`engine::ops`), and every save names the revision it edited.
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -14,41 +18,181 @@ pub struct LabSummary {
     pub links: usize,
 }
 
-/// A lab with the revision an edit must name when it is saved.
+/// A lab with the revision an edit must name when it is saved, its VMs'
+/// states, and the event sequence number the page should follow from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabView {
     pub topology: Topology,
     pub revision: String,
+    /// VM → (state, pid).
+    pub states: BTreeMap<String, (String, Option<u32>)>,
+    pub seq: u64,
 }
 
 #[cfg(feature = "ssr")]
-fn store() -> Result<engine::LabStore, ServerFnError> {
-    use_context::<engine::LabStore>()
-        .ok_or_else(|| ServerFnError::new("the lab store is not configured"))
+mod host {
+    use std::sync::Arc;
+
+    use leptos::prelude::*;
+
+    pub fn service() -> Result<Arc<engine::service::Service>, ServerFnError> {
+        use_context::<Arc<engine::service::Service>>().ok_or_else(|| ServerFnError::new("the engine is not configured"))
+    }
+
+    pub fn store() -> Result<engine::LabStore, ServerFnError> {
+        use_context::<engine::LabStore>().ok_or_else(|| ServerFnError::new("the lab store is not configured"))
+    }
+
+    pub fn err(e: impl std::fmt::Display) -> ServerFnError {
+        ServerFnError::new(e.to_string())
+    }
+
+    /// Runs blocking engine work off the async runtime.
+    pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static) -> Result<T, ServerFnError> {
+        tokio::task::spawn_blocking(f).await.map_err(err)?
+    }
+
+    /// Refuses while any VM of the lab has a process.
+    pub fn refuse_if_running(lab: &str, what: &str) -> Result<(), ServerFnError> {
+        let running = engine::lab::running_qemus(lab);
+        if running.is_empty() {
+            Ok(())
+        } else {
+            let vms: Vec<&str> = running.keys().map(String::as_str).collect();
+            Err(ServerFnError::new(format!("cannot {what} lab {lab:?} while VMs run ({}); stop the lab first", vms.join(", "))))
+        }
+    }
 }
 
 /// Every lab in the state directory, sorted by name.
 #[server]
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
-    let labs = store()?
-        .list()
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let labs = host::store()?.list().map_err(host::err)?;
     Ok(labs
         .into_iter()
-        .map(|l| LabSummary {
-            name: l.name,
-            nodes: l.nodes,
-            networks: l.networks,
-            links: l.links,
-        })
+        .map(|l| LabSummary { name: l.name, nodes: l.nodes, networks: l.networks, links: l.links })
         .collect())
 }
 
-/// One lab's topology and revision.
+/// One lab's topology, revision and VM states.
 #[server]
 pub async fn get_lab(name: String) -> Result<LabView, ServerFnError> {
-    let (topology, revision) = store()?
-        .get(&name)
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
-    Ok(LabView { topology, revision })
+    let s = host::service()?;
+    let seq = s.bus.last_seq();
+    let (topology, revision) = s.store.get(&name).map_err(host::err)?;
+    let states = s.states(&topology);
+    Ok(LabView { topology, revision, states, seq })
+}
+
+/// The base images available for VMs.
+#[server]
+pub async fn list_images() -> Result<Vec<String>, ServerFnError> {
+    let s = host::service()?;
+    Ok(s.engine.images.list().map_err(host::err)?.into_iter().map(|r| r.name).collect())
+}
+
+/// Creates an empty lab.
+#[server]
+pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
+    let t = Topology {
+        version: 1,
+        name: name.clone(),
+        defaults: Some(topology::Defaults { image: Some("tiny".into()), cpus: Some(1), memory_mib: Some(128) }),
+        networks: vec![],
+        nodes: vec![],
+        network_mode: Default::default(),
+    };
+    host::store()?.put(&t, None).map_err(host::err)?;
+    Ok(name)
+}
+
+/// Saves an edit of a lab. `revision` is the one the edit started from; a
+/// lab changed since (another tab, the CLI) is refused.
+/// (The topology travels as JSON text, exactly as it is exported.)
+#[server]
+pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
+    let t: Topology = serde_json::from_str(&topology_json).map_err(host::err)?;
+    host::store()?.put(&t, Some(&revision)).map_err(host::err)
+}
+
+/// A copy of a lab under a new name.
+#[server]
+pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnError> {
+    let store = host::store()?;
+    let (mut t, _) = store.get(&from).map_err(host::err)?;
+    t.name = to.clone();
+    store.put(&t, None).map_err(host::err)?;
+    Ok(to)
+}
+
+/// Renames a lab (refused while its VMs run: their devices carry its name).
+#[server]
+pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnError> {
+    let s = host::service()?;
+    host::refuse_if_running(&from, "rename")?;
+    let (mut t, _) = s.store.get(&from).map_err(host::err)?;
+    t.name = to.clone();
+    s.store.put(&t, None).map_err(host::err)?;
+    host::blocking(move || {
+        engine::ops::down(&s.engine, &from, true, &|_| {}).map_err(host::err)?;
+        Ok(to)
+    })
+    .await
+}
+
+/// Deletes a lab and everything of it (refused while its VMs run).
+#[server]
+pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    host::refuse_if_running(&name, "delete")?;
+    s.store.get(&name).map_err(host::err)?;
+    host::blocking(move || engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::err)).await
+}
+
+/// Creates a lab from topology text (YAML or JSON). Every problem is
+/// reported, one per line as `path: message`, and nothing is created then.
+/// `name`, when given, replaces the file's lab name.
+#[server]
+pub async fn import_lab(text: String, name: Option<String>) -> Result<String, ServerFnError> {
+    let mut t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
+        ServerFnError::new(e.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
+    })?;
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        t.name = n;
+    }
+    let problems = topology::validate(&t);
+    if !problems.is_empty() {
+        return Err(ServerFnError::new(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")));
+    }
+    host::store()?.put(&t, None).map_err(host::err)?;
+    Ok(t.name)
+}
+
+/// Starts, stops or restarts VMs of a stored lab (all of them when `vms` is
+/// empty). Returns at once; progress, states and failures arrive as events.
+#[server]
+pub async fn lab_action(lab: String, action: String, vms: Vec<String>) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::err)?;
+    let vms: Vec<String> = if vms.is_empty() { t.nodes.iter().map(|n| n.name.clone()).collect() } else { vms };
+    if let Some(vm) = vms.iter().find(|v| t.node(v).is_none()) {
+        return Err(ServerFnError::new(format!("lab {lab:?} has no VM named {vm:?}")));
+    }
+    if !matches!(action.as_str(), "start" | "stop" | "restart") {
+        return Err(ServerFnError::new(format!("unknown action {action:?} (start, stop, restart)")));
+    }
+    engine::ops::check_images(&s.engine, &t).map_err(host::err)?;
+    s.spawn(&lab, move |s| {
+        let say = s.sayer(&t.name);
+        let names: Vec<&str> = vms.iter().map(String::as_str).collect();
+        if action != "start" {
+            engine::ops::stop(&s.engine, &t, &names, &say).map_err(|e| e.to_string())?;
+        }
+        if action != "stop" {
+            engine::ops::start(&s.engine, &t, &names, std::time::Duration::from_secs(300), &say).map_err(|e| e.to_string())?;
+        }
+        say(format!("{action}: done ({})", names.join(", ")));
+        Ok(())
+    });
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! The canvas: a topology turned into cytoscape elements (pure, tested
-//! natively), and the browser-only binding that draws them.
+//! natively), and the browser-only binding to js/graph.js.
 
 use serde_json::{json, Value};
 use topology::Topology;
@@ -12,6 +12,30 @@ pub fn vm_id(node: &str) -> String {
 /// Element id of a bridge.
 pub fn bridge_id(network: &str) -> String {
     format!("net:{network}")
+}
+
+/// Element id of a NIC (an edge).
+pub fn nic_id(node: &str, index: usize) -> String {
+    format!("nic:{node}:{index}")
+}
+
+/// What an element id names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Element {
+    Vm(String),
+    Bridge(String),
+    Nic(String, usize),
+}
+
+pub fn parse_id(id: &str) -> Option<Element> {
+    if let Some(n) = id.strip_prefix("vm:") {
+        return Some(Element::Vm(n.to_string()));
+    }
+    if let Some(n) = id.strip_prefix("net:") {
+        return Some(Element::Bridge(n.to_string()));
+    }
+    let (node, i) = id.strip_prefix("nic:")?.rsplit_once(':')?;
+    Some(Element::Nic(node.to_string(), i.parse().ok()?))
 }
 
 /// Cytoscape elements: VMs and bridges as nodes, each NIC as an edge from
@@ -47,7 +71,7 @@ pub fn elements(t: &Topology) -> Value {
             out.push(json!({
                 "group": "edges",
                 "data": {
-                    "id": format!("nic:{}:{i}", node.name),
+                    "id": nic_id(&node.name, i),
                     "source": vm_id(&node.name),
                     "target": bridge_id(&nic.network),
                     "label": format!("eth{i}"),
@@ -59,21 +83,39 @@ pub fn elements(t: &Topology) -> Value {
     Value::Array(out)
 }
 
-/// Draws `t` into `container`, replacing what was there.
 #[cfg(feature = "hydrate")]
-pub fn render(container: &web_sys::HtmlElement, t: &Topology) {
-    js::render_graph(container, &t.name, &elements(t).to_string());
-}
-
-#[cfg(feature = "hydrate")]
-mod js {
+pub mod js {
     use wasm_bindgen::prelude::*;
 
-    // Bundled by build.rs from js/graph.js and the npm cytoscape package.
+    // Bundled by build.rs from js/graph.js and the npm packages.
     #[wasm_bindgen(module = "/js/dist/graph.mjs")]
     extern "C" {
-        #[wasm_bindgen(js_name = renderGraph)]
-        pub fn render_graph(container: &web_sys::HtmlElement, lab: &str, elements_json: &str);
+        pub type Editor;
+        #[wasm_bindgen(constructor)]
+        pub fn new(container: &web_sys::HtmlElement, lab: &str, on_event: &js_sys::Function) -> Editor;
+        #[wasm_bindgen(method, js_name = setElements)]
+        pub fn set_elements(this: &Editor, elements_json: &str);
+        #[wasm_bindgen(method, js_name = setStates)]
+        pub fn set_states(this: &Editor, states_json: &str);
+        #[wasm_bindgen(method)]
+        pub fn select(this: &Editor, ids: Vec<String>);
+        #[wasm_bindgen(method, js_name = setDrawMode)]
+        pub fn set_draw_mode(this: &Editor, on: bool);
+        #[wasm_bindgen(method)]
+        pub fn fit(this: &Editor);
+        #[wasm_bindgen(method)]
+        pub fn destroy(this: &Editor);
+
+        pub type Events;
+        #[wasm_bindgen(constructor)]
+        pub fn new(since: f64, on_message: &js_sys::Function, on_status: &js_sys::Function) -> Events;
+        #[wasm_bindgen(method)]
+        pub fn close(this: &Events);
+
+        #[wasm_bindgen(js_name = downloadText)]
+        pub fn download_text(filename: &str, text: &str);
+        #[wasm_bindgen(js_name = readFirstFile)]
+        pub fn read_first_file(input: &web_sys::HtmlElement, on_text: &js_sys::Function);
     }
 }
 
@@ -91,13 +133,18 @@ mod tests {
         assert_eq!(count("bridge"), 2);
         let edges: Vec<_> = els.iter().filter(|e| e["group"] == "edges").collect();
         assert_eq!(edges.len(), 4);
-        let r1_eth1 = edges
-            .iter()
-            .find(|e| e["data"]["id"] == "nic:r1:1")
-            .unwrap();
+        let r1_eth1 = edges.iter().find(|e| e["data"]["id"] == "nic:r1:1").unwrap();
         assert_eq!(r1_eth1["data"]["target"], "net:right");
         assert_eq!(r1_eth1["data"]["label"], "eth1");
         let h1 = els.iter().find(|e| e["data"]["id"] == "vm:h1").unwrap();
         assert_eq!(h1["position"], json!({"x": 80.0, "y": 340.0}));
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        assert_eq!(parse_id(&vm_id("h1")), Some(Element::Vm("h1".into())));
+        assert_eq!(parse_id(&bridge_id("lan")), Some(Element::Bridge("lan".into())));
+        assert_eq!(parse_id(&nic_id("r1", 2)), Some(Element::Nic("r1".into(), 2)));
+        assert_eq!(parse_id("nic:r1:x"), None);
     }
 }

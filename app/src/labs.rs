@@ -1,9 +1,11 @@
-//! The main screen: the lab list and the selected lab's canvas.
+//! The main screen: the lab list (create, import, rename, duplicate,
+//! delete) and the selected lab's editor.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
-use crate::api::{get_lab, list_labs, LabSummary, LabView};
+use crate::api::{create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab, LabSummary};
+use crate::editor::Editor;
 
 #[component]
 pub fn LabsPage() -> impl IntoView {
@@ -11,11 +13,7 @@ pub fn LabsPage() -> impl IntoView {
     let labs = Resource::new(|| (), |_| list_labs());
     // The lab in the URL (?lab=NAME), else the first one.
     let selected = move || {
-        query.read().get("lab").or_else(|| {
-            labs.get()
-                .and_then(|r| r.ok())
-                .and_then(|list| list.first().map(|l| l.name.clone()))
-        })
+        query.read().get("lab").or_else(|| labs.get().and_then(|r| r.ok()).and_then(|list| list.first().map(|l| l.name.clone())))
     };
     let lab = Resource::new(selected, |name| async move {
         match name {
@@ -23,7 +21,6 @@ pub fn LabsPage() -> impl IntoView {
             None => Ok(None),
         }
     });
-
     view! {
         <div class="layout">
             <header class="topbar">
@@ -38,12 +35,13 @@ pub fn LabsPage() -> impl IntoView {
                         Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                     })}
                 </Suspense>
+                <LabManager selected=Signal::derive(selected) on_change=Callback::new(move |_| labs.refetch())/>
             </nav>
             <section class="main">
                 <Suspense fallback=|| view! { <p class="muted">"Loading lab…"</p> }>
                     {move || lab.get().map(|r| match r {
-                        Ok(Some(lab)) => view! { <LabDetail lab/> }.into_any(),
-                        Ok(None) => view! { <p class="muted">"No lab yet."</p> }.into_any(),
+                        Ok(Some(view)) => view! { <Editor view on_saved=Callback::new(move |_| labs.refetch())/> }.into_any(),
+                        Ok(None) => view! { <p class="muted">"No lab yet: create one."</p> }.into_any(),
                         Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                     })}
                 </Suspense>
@@ -70,67 +68,87 @@ fn LabList(list: Vec<LabSummary>, selected: Signal<Option<String>>) -> impl Into
     }
 }
 
+/// New, import, rename, duplicate, delete.
 #[component]
-fn LabDetail(lab: LabView) -> impl IntoView {
-    let t = lab.topology;
-    let summary = format!(
-        "{} VMs, {} bridges, {} links",
-        t.nodes.len(),
-        t.networks.len(),
-        t.link_count()
-    );
-    let rows = t
-        .nodes
-        .iter()
-        .map(|n| {
-            let addrs = n
-                .nics
-                .iter()
-                .enumerate()
-                .map(|(i, nic)| {
-                    format!(
-                        "eth{i} → {} {}",
-                        nic.network,
-                        nic.address.as_deref().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            view! {
-                <tr>
-                    <td>{n.name.clone()}</td>
-                    <td>{t.node_image(n).unwrap_or("").to_string()}</td>
-                    <td>{t.node_cpus(n)}</td>
-                    <td>{format!("{} MiB", t.node_memory_mib(n))}</td>
-                    <td>{addrs}</td>
-                </tr>
-            }
-        })
-        .collect_view();
+fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let import_text = RwSignal::new(String::new());
+    let message = RwSignal::new(None::<(bool, String)>);
+    let navigate = use_navigate();
+    let go = move |lab: String| {
+        on_change.run(());
+        navigate(&format!("/?lab={lab}"), Default::default());
+    };
+    let run = {
+        let go = go.clone();
+        move |what: &'static str| {
+            let go = go.clone();
+            let new_name = name.get_untracked().trim().to_string();
+            let current = selected.get_untracked().unwrap_or_default();
+            let text = import_text.get_untracked();
+            leptos::task::spawn_local(async move {
+                let result = match what {
+                    "new" => create_lab(new_name).await,
+                    "import" => import_lab(text, Some(new_name)).await,
+                    "rename" => rename_lab(current, new_name).await,
+                    "duplicate" => duplicate_lab(current, new_name).await,
+                    _ => {
+                        let ok = window().confirm_with_message(&format!("Delete lab {current:?} and its disks?")).unwrap_or(false);
+                        if !ok {
+                            return;
+                        }
+                        delete_lab(current.clone()).await.map(|_| String::new())
+                    }
+                };
+                match result {
+                    Ok(lab) => {
+                        message.set(Some((true, format!("{what}: done"))));
+                        name.set(String::new());
+                        import_text.set(String::new());
+                        go(lab);
+                    }
+                    Err(e) => message.set(Some((false, server_message(&e)))),
+                }
+            });
+        }
+    };
+    let (r1, r2, r3, r4, r5) = (run.clone(), run.clone(), run.clone(), run.clone(), run);
+    let file_ref = NodeRef::<leptos::html::Input>::new();
+    let on_file = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(input) = file_ref.get() {
+            use wasm_bindgen::prelude::*;
+            let cb = Closure::<dyn Fn(String)>::new(move |text: String| import_text.set(text));
+            crate::graph::js::read_first_file(&input, cb.as_ref().unchecked_ref());
+            cb.forget();
+        }
+    };
     view! {
-        <div class="lab-header">
-            <h2>{t.name.clone()}</h2>
-            <span class="muted">{summary}</span>
+        <div class="lab-manager">
+            <input class="lab-name" placeholder="lab name" prop:value=move || name.get()
+                on:input=move |ev| name.set(event_target_value(&ev))/>
+            <div class="buttons">
+                <button class="new-lab" on:click=move |_| r1("new")>"New"</button>
+                <button class="rename-lab" on:click=move |_| r2("rename")>"Rename"</button>
+                <button class="duplicate-lab" on:click=move |_| r3("duplicate")>"Duplicate"</button>
+                <button class="delete-lab danger" on:click=move |_| r4("delete")>"Delete"</button>
+            </div>
+            <details class="import">
+                <summary>"Import JSON or YAML"</summary>
+                <input type="file" accept=".json,.yaml,.yml" node_ref=file_ref on:change=on_file/>
+                <textarea class="import-text" rows="6" placeholder="or paste a topology here"
+                    prop:value=move || import_text.get()
+                    on:input=move |ev| import_text.set(event_target_value(&ev))></textarea>
+                <button class="import-lab" on:click=move |_| r5("import")>"Import"</button>
+                <p class="muted">"The name above, if given, replaces the file's."</p>
+            </details>
+            {move || message.get().map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })}
         </div>
-        <Canvas topology=t.clone()/>
-        <table class="nodes">
-            <thead><tr><th>"VM"</th><th>"Image"</th><th>"CPUs"</th><th>"Memory"</th><th>"NICs"</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
     }
 }
 
-#[component]
-fn Canvas(topology: topology::Topology) -> impl IntoView {
-    let node_ref = NodeRef::<leptos::html::Div>::new();
-    let name = topology.name.clone();
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Some(el) = node_ref.get() {
-            crate::graph::render(&el, &topology);
-        }
-    });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = topology;
-    view! { <div class="canvas" node_ref=node_ref data-lab=name></div> }
+/// The message of a server function error, without the framework's prefix.
+pub fn server_message(e: &ServerFnError) -> String {
+    let s = e.to_string();
+    s.strip_prefix("error running server function: ").unwrap_or(&s).to_string()
 }

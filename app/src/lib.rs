@@ -6,7 +6,9 @@
 //! runs QEMU or touches the network itself.
 
 pub mod api;
+pub mod edit;
 pub mod graph;
+mod editor;
 mod labs;
 
 use leptos::prelude::*;

@@ -168,6 +168,12 @@ impl Engine {
         }
     }
 
+    /// Reads the console of a VM that has no reader yet (a QEMU waits for
+    /// one before it runs its guest); no-op when this process reads it.
+    pub fn watch_if_needed(&self, lab: &str, vm: &str) {
+        self.watch(&self.vm_dir(lab, vm), vm);
+    }
+
     pub fn lab_dir(&self, lab: &str) -> PathBuf {
         self.state_dir.join("labs").join(lab)
     }
@@ -679,8 +685,15 @@ pub fn reconcile(
 /// pidfile is a hint; this finds a QEMU whose starter was killed before
 /// writing it.
 pub fn running_qemus(lab: &str) -> BTreeMap<String, u32> {
-    let needle = format!("process={}", qemu::process_tag(lab, ""));
-    let mut out = BTreeMap::new();
+    all_qemus().remove(lab).unwrap_or_default()
+}
+
+/// Every live QEMU started by minivm, by lab and VM: one pass over /proc.
+pub fn all_qemus() -> BTreeMap<String, BTreeMap<String, u32>> {
+    // "process=minivm:" (the tag with an empty lab and VM, less one colon).
+    let tag = format!("process={}", qemu::process_tag("", ""));
+    let needle = &tag[..tag.len() - 1];
+    let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     let Ok(rd) = fs::read_dir("/proc") else {
         return out;
     };
@@ -692,13 +705,15 @@ pub fn running_qemus(lab: &str) -> BTreeMap<String, u32> {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&cmdline);
-        let Some(arg) = cmdline.split('\0').find(|a| a.contains(&needle)) else {
+        // -name guest=<vm>,process=minivm:<lab>:<vm>
+        let Some(tag) = cmdline.split('\0').find_map(|a| a.split_once(needle).map(|(_, t)| t.to_string())) else {
             continue;
         };
-        let vm = arg.split(&needle).nth(1).unwrap_or_default();
-        let vm = vm.split(',').next().unwrap_or_default();
+        let Some((lab, vm)) = tag.split(',').next().unwrap_or_default().split_once(':') else {
+            continue;
+        };
         if !vm.is_empty() && qemu_alive(pid, lab, vm) {
-            out.insert(vm.to_string(), pid);
+            out.entry(lab.to_string()).or_default().insert(vm.to_string(), pid);
         }
     }
     out
@@ -756,7 +771,15 @@ pub fn vm_states(
     engine: &Engine,
     t: &Topology,
 ) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
-    let procs = running_qemus(&t.name);
+    vm_states_with(engine, t, &running_qemus(&t.name))
+}
+
+/// [`vm_states`] with the lab's live QEMUs already known (from [`all_qemus`]).
+pub fn vm_states_with(
+    engine: &Engine,
+    t: &Topology,
+    procs: &BTreeMap<String, u32>,
+) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
     t.nodes
         .iter()
         .map(|n| {

@@ -11,17 +11,20 @@ compile_error!("the engine touches the host and must never be compiled into the 
 
 pub mod accel;
 pub mod doctor;
+pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod lab;
 pub mod lifecycle;
 pub mod net;
+pub mod ops;
 pub mod plan;
 pub mod process;
 pub mod qemu;
 pub mod qga;
 pub mod qmp;
 pub mod seed;
+pub mod service;
 pub mod store;
 pub mod vm;
 

@@ -2,6 +2,7 @@
 //! `cmd/`; each turns its flags into one call into the engine or the app.
 
 mod cmd;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,6 +5,7 @@
 //! ([`names`]) and turns it back into text. It compiles to wasm (the editor
 //! validates as the user types) and to native (the CLI and the engine).
 
+pub mod events;
 pub mod examples;
 pub mod model;
 pub mod names;

@@ -25,9 +25,9 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         (None, Some(f)) => super::validate::load(&f)?.name,
         _ => bail!("name the lab, or give its file with -f"),
     };
+    topology::names::check_name(&lab).map_err(|e| anyhow::anyhow!("invalid lab name {lab:?}: {e}"))?;
     let engine = super::engine(state_dir)?;
-    let _lock = super::lock(&engine, &lab)?;
-    engine.down(&lab, args.cleanup)?;
+    engine::ops::down(&engine, &lab, args.cleanup, &super::say)?;
     println!(
         "lab {lab:?} is down{}",
         if args.cleanup { " and cleaned up" } else { "" }

@@ -21,6 +21,10 @@ pub struct Args {
     /// The compiled site (cargo-leptos output); found next to the binary when not given.
     #[arg(long, env = "MINIVM_SITE_ROOT")]
     site_root: Option<PathBuf>,
+    /// The token a browser must present when the server listens on an
+    /// address other than loopback (one is made up and printed if not given).
+    #[arg(long, env = "MINIVM_TOKEN")]
+    token: Option<String>,
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -47,15 +51,28 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "seeded the example labs into an empty state directory"
         );
     }
+    let token = if args.bind.ip().is_loopback() {
+        None
+    } else {
+        Some(match args.token {
+            Some(t) => t,
+            None => random_token()?,
+        })
+    };
+    let engine = super::engine(state_dir)?;
+    tracing::info!(accelerator = engine.accel.accel.name(), reason = %engine.accel.reason, "engine ready");
+    let service = engine::service::Service::new(engine, store);
+    service.clone().watch();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(serve(args.bind, site_root, store))?;
+    rt.block_on(serve(args.bind, site_root, service, token))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(
     bind: SocketAddr,
     site_root: PathBuf,
-    store: engine::LabStore,
+    service: std::sync::Arc<engine::service::Service>,
+    token: Option<String>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -68,8 +85,17 @@ async fn serve(
         .site_addr(addr)
         .build();
     let routes = generate_route_list(app::App);
-    let context = move || provide_context(store.clone());
+    let gate = crate::web::guard::Gate::new(addr, token.clone());
+    let context = {
+        let service = service.clone();
+        move || {
+            provide_context(service.store.clone());
+            provide_context(service.clone());
+        }
+    };
+    let events = Router::new().route("/ws/events", get(crate::web::events::handler)).with_state(service.clone());
     let router = Router::new()
+        .merge(events)
         .route("/schema/topology.v1.json", get(schema))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(&options, routes, context.clone(), {
@@ -80,9 +106,13 @@ async fn serve(
             context,
             app::shell,
         ))
-        .with_state(options);
+        .with_state(options)
+        .layer(axum::middleware::from_fn_with_state(gate, crate::web::guard::middleware));
     // Tests and scripts read this line to learn the port.
     println!("listening on http://{addr}");
+    if let Some(t) = &token {
+        println!("not on loopback: open http://{addr}/?token={t} (the token is needed for every request)");
+    }
     tracing::info!(%addr, site = %site_root.display(), "serving");
     axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(shutdown())
@@ -122,4 +152,12 @@ fn find_site_root() -> Option<PathBuf> {
         .into_iter()
         .find(|c| c.join("pkg/minivm.js").exists())
         .and_then(|c| c.canonicalize().ok())
+}
+
+/// 128 random bits from the kernel, hex.
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -28,18 +28,13 @@ pub enum Verb {
 
 pub fn run(verb: Verb, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let engine = super::engine(state_dir)?;
-    let _lock = super::lock(&engine, &args.lab)?;
     let t = super::stored_lab(state_dir, &args.lab, &args.vms)?;
+    let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
     if matches!(verb, Verb::Stop | Verb::Restart) {
-        for vm in &args.vms {
-            eprintln!("  stopping {vm} ...");
-            engine.stop_vm(&t.name, vm, Duration::from_secs(10))?;
-        }
+        engine::ops::stop(&engine, &t, &vms, &super::say)?;
     }
     if matches!(verb, Verb::Start | Verb::Restart) {
-        let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
-        engine.reconcile(&t, Some(&vms), &super::print_progress)?;
-        super::wait_ready(&engine, &t.name, &vms, Duration::from_secs(args.timeout))?;
+        engine::ops::start(&engine, &t, &vms, Duration::from_secs(args.timeout), &super::say)?;
     }
     let what = match verb {
         Verb::Start | Verb::Restart => "running",

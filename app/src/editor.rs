@@ -1,0 +1,529 @@
+//! The lab editor: canvas (cytoscape through js/graph.js), palette,
+//! properties panel with validation beside each field, undo/redo, save
+//! with the lab's revision, export, start/stop, and live VM states from the
+//! event stream.
+
+use std::collections::BTreeMap;
+
+use leptos::prelude::*;
+use topology::events::{Event, EventKind};
+use topology::{Problem, Route, Topology};
+
+use crate::api::{get_lab, lab_action, list_images, save_lab, LabView};
+use crate::edit;
+use crate::graph::{self, parse_id, Element};
+use crate::labs::server_message;
+
+type States = BTreeMap<String, (String, Option<u32>)>;
+
+/// Everything the editor's parts share. Signals are Copy, so is this.
+#[derive(Clone, Copy)]
+struct Ed {
+    topo: RwSignal<Topology>,
+    saved: RwSignal<Topology>,
+    revision: RwSignal<String>,
+    undo: RwSignal<Vec<Topology>>,
+    redo: RwSignal<Vec<Topology>>,
+    selection: RwSignal<Vec<String>>,
+    states: RwSignal<States>,
+    status: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    stale: RwSignal<bool>,
+    problems: Memo<Vec<Problem>>,
+}
+
+impl Ed {
+    /// One undoable edit.
+    fn edit(self, f: impl FnOnce(&mut Topology)) {
+        let cur = self.topo.get_untracked();
+        let mut next = cur.clone();
+        f(&mut next);
+        if next != cur {
+            self.undo.update(|u| u.push(cur));
+            self.redo.set(vec![]);
+            self.topo.set(next);
+        }
+    }
+
+    fn undo(self) {
+        let mut u = self.undo.get_untracked();
+        if let Some(prev) = u.pop() {
+            self.redo.update(|r| r.push(self.topo.get_untracked()));
+            self.undo.set(u);
+            self.topo.set(prev);
+        }
+    }
+
+    fn redo(self) {
+        let mut r = self.redo.get_untracked();
+        if let Some(next) = r.pop() {
+            self.undo.update(|u| u.push(self.topo.get_untracked()));
+            self.redo.set(r);
+            self.topo.set(next);
+        }
+    }
+
+    fn dirty(self) -> bool {
+        self.topo.get() != self.saved.get()
+    }
+
+    fn problem(self, path: String) -> impl Fn() -> Option<String> {
+        move || self.problems.get().into_iter().find(|p| p.path == path).map(|p| p.message)
+    }
+
+    fn save(self, on_saved: Callback<()>) {
+        let t = self.topo.get_untracked();
+        let rev = self.revision.get_untracked();
+        leptos::task::spawn_local(async move {
+            match save_lab(topology::to_json(&t), rev).await {
+                Ok(rev) => {
+                    self.revision.set(rev);
+                    self.saved.set(t);
+                    self.error.set(None);
+                    self.status.set("saved".into());
+                    on_saved.run(());
+                }
+                Err(e) => self.error.set(Some(server_message(&e))),
+            }
+        });
+    }
+
+    /// Reloads the lab from the server (dropping unsaved edits).
+    fn reload(self) {
+        let name = self.topo.get_untracked().name;
+        leptos::task::spawn_local(async move {
+            match get_lab(name).await {
+                Ok(v) => {
+                    self.topo.set(v.topology.clone());
+                    self.saved.set(v.topology);
+                    self.revision.set(v.revision);
+                    self.states.set(v.states);
+                    self.stale.set(false);
+                    self.error.set(None);
+                }
+                Err(e) => self.error.set(Some(server_message(&e))),
+            }
+        });
+    }
+
+    fn action(self, action: &'static str, vms: Vec<String>) {
+        let lab = self.topo.get_untracked().name;
+        if self.dirty_untracked() {
+            self.error.set(Some("save the lab first: VMs run what is saved".into()));
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            if let Err(e) = lab_action(lab, action.into(), vms).await {
+                self.error.set(Some(server_message(&e)));
+            }
+        });
+    }
+
+    fn dirty_untracked(self) -> bool {
+        self.topo.get_untracked() != self.saved.get_untracked()
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn on_event(self, e: Event) {
+        let lab = self.topo.get_untracked().name;
+        match e.kind {
+            EventKind::VmState { lab: l, vm, state, pid } if l == lab => {
+                self.states.update(|s| {
+                    s.insert(vm, (state, pid));
+                });
+            }
+            EventKind::LabChanged { lab: l, revision } if l == lab => {
+                if revision.as_deref() != Some(self.revision.get_untracked().as_str()) {
+                    if revision.is_none() {
+                        self.error.set(Some("this lab was deleted elsewhere".into()));
+                    } else if self.dirty_untracked() {
+                        self.stale.set(true);
+                    } else {
+                        self.reload();
+                    }
+                }
+            }
+            EventKind::Activity { lab: l, message } if l == lab => self.status.set(message),
+            EventKind::Error { lab: l, message } if l == lab => self.error.set(Some(message)),
+            EventKind::Resync => self.reload(),
+            _ => {}
+        }
+    }
+
+    /// What the canvas reports the user did.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn on_canvas(self, kind: &str, payload: &str) {
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        match kind {
+            "drop" => {
+                let (x, y) = (f("x"), f("y"));
+                let mut id = String::new();
+                self.edit(|t| {
+                    id = if v["kind"] == "vm" {
+                        graph::vm_id(&edit::add_vm(t, x, y))
+                    } else {
+                        graph::bridge_id(&edit::add_bridge(t, x, y))
+                    }
+                });
+                self.selection.set(vec![id]);
+            }
+            "move" => self.edit(|t| edit::move_to(t, v["id"].as_str().unwrap_or(""), f("x"), f("y"))),
+            "link" => {
+                let (a, b) = (v["source"].as_str().unwrap_or(""), v["target"].as_str().unwrap_or(""));
+                let mut result = Ok(());
+                self.edit(|t| result = edit::link(t, a, b));
+                if let Err(e) = result {
+                    self.error.set(Some(e));
+                }
+            }
+            "select" => {
+                let ids: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+                if ids != self.selection.get_untracked() {
+                    self.selection.set(ids);
+                }
+            }
+            "delete" => {
+                let ids: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+                self.edit(|t| edit::delete(t, &ids));
+                self.selection.set(vec![]);
+            }
+            "undo" => self.undo(),
+            "redo" => self.redo(),
+            _ => {}
+        }
+    }
+}
+
+#[component]
+pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
+    let topo = RwSignal::new(view.topology.clone());
+    let problems = Memo::new(move |_| topology::validate(&topo.get()));
+    let ed = Ed {
+        topo,
+        saved: RwSignal::new(view.topology.clone()),
+        revision: RwSignal::new(view.revision.clone()),
+        undo: RwSignal::new(vec![]),
+        redo: RwSignal::new(vec![]),
+        selection: RwSignal::new(vec![]),
+        states: RwSignal::new(view.states.clone()),
+        status: RwSignal::new(String::from("ready")),
+        error: RwSignal::new(None),
+        stale: RwSignal::new(false),
+        problems,
+    };
+    let draw = RwSignal::new(false);
+    let connection = RwSignal::new(String::from("connecting"));
+    let node_ref = NodeRef::<leptos::html::Div>::new();
+    let name = view.topology.name.clone();
+
+    #[cfg(feature = "hydrate")]
+    {
+        use send_wrapper::SendWrapper;
+        use wasm_bindgen::prelude::*;
+        let editor = StoredValue::new_local(None::<SendWrapper<graph::js::Editor>>);
+        let seq = view.seq;
+        Effect::new(move |_| {
+            let Some(el) = node_ref.get() else { return };
+            if editor.with_value(|e| e.is_some()) {
+                return;
+            }
+            let cb = Closure::<dyn Fn(String, String)>::new(move |kind: String, payload: String| ed.on_canvas(&kind, &payload));
+            let e = graph::js::Editor::new(&el, &ed.topo.get_untracked().name, cb.as_ref().unchecked_ref());
+            cb.forget();
+            editor.set_value(Some(SendWrapper::new(e)));
+            let on_msg = Closure::<dyn Fn(String)>::new(move |m: String| {
+                if let Ok(e) = serde_json::from_str::<Event>(&m) {
+                    ed.on_event(e);
+                }
+            });
+            let on_status = Closure::<dyn Fn(String)>::new(move |s: String| {
+                connection.set(s.clone());
+                if s == "connected" {
+                    // Whatever happened while disconnected beyond the backlog
+                    // comes as a resync; states are re-read on reconnect.
+                }
+            });
+            let events = graph::js::Events::new(seq as f64, on_msg.as_ref().unchecked_ref(), on_status.as_ref().unchecked_ref());
+            on_msg.forget();
+            on_status.forget();
+            let events = SendWrapper::new(events);
+            let editor_for_cleanup = editor;
+            on_cleanup(move || {
+                events.close();
+                editor_for_cleanup.with_value(|e| {
+                    if let Some(e) = e {
+                        e.destroy();
+                    }
+                });
+            });
+        });
+        Effect::new(move |_| {
+            let els = graph::elements(&ed.topo.get()).to_string();
+            editor.with_value(|e| {
+                if let Some(e) = e {
+                    e.set_elements(&els)
+                }
+            });
+        });
+        Effect::new(move |_| {
+            let s: BTreeMap<String, String> = ed.states.get().into_iter().map(|(k, (s, _))| (k, s)).collect();
+            let json = serde_json::to_string(&s).unwrap_or_default();
+            // Elements first (a new VM), then its state.
+            let _ = ed.topo.get();
+            editor.with_value(|e| {
+                if let Some(e) = e {
+                    e.set_states(&json)
+                }
+            });
+        });
+        Effect::new(move |_| {
+            let ids = ed.selection.get();
+            editor.with_value(|e| {
+                if let Some(e) = e {
+                    e.select(ids)
+                }
+            });
+        });
+        Effect::new(move |_| {
+            let on = draw.get();
+            editor.with_value(|e| {
+                if let Some(e) = e {
+                    e.set_draw_mode(on)
+                }
+            });
+        });
+    }
+
+    let export = move |_| {
+        let t = ed.topo.get_untracked();
+        #[cfg(feature = "hydrate")]
+        graph::js::download_text(&format!("{}.json", t.name), &topology::to_json(&t));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = t;
+    };
+    let selected_vms = move || -> Vec<String> {
+        ed.selection.get_untracked().iter().filter_map(|id| match parse_id(id) {
+            Some(Element::Vm(n)) => Some(n),
+            _ => None,
+        }).collect()
+    };
+
+    view! {
+        <div class="editor" data-lab=name.clone()>
+            <div class="toolbar">
+                <strong class="lab-title">{name.clone()}</strong>
+                <button class="save" prop:disabled=move || !ed.dirty() on:click=move |_| ed.save(on_saved)>
+                    {move || if ed.dirty() { "Save*" } else { "Saved" }}
+                </button>
+                <button class="undo" title="Ctrl+Z" prop:disabled=move || ed.undo.get().is_empty() on:click=move |_| ed.undo()>"Undo"</button>
+                <button class="redo" title="Ctrl+Shift+Z" prop:disabled=move || ed.redo.get().is_empty() on:click=move |_| ed.redo()>"Redo"</button>
+                <button class="draw-links" class:active=move || draw.get() on:click=move |_| draw.update(|d| *d = !*d)
+                    title="Drag from a VM to a bridge to link them">
+                    {move || if draw.get() { "Drawing links" } else { "Draw links" }}
+                </button>
+                <button class="export" on:click=export>"Export JSON"</button>
+                <span class="sep"></span>
+                <button class="start-lab" on:click=move |_| ed.action("start", vec![])>"Start lab"</button>
+                <button class="stop-lab" on:click=move |_| ed.action("stop", vec![])>"Stop lab"</button>
+                <button class="start-selected" on:click=move |_| ed.action("start", selected_vms())>"Start selected"</button>
+                <button class="stop-selected" on:click=move |_| ed.action("stop", selected_vms())>"Stop selected"</button>
+            </div>
+            {move || ed.stale.get().then(|| view! {
+                <div class="banner stale">"This lab was changed elsewhere. "
+                    <button class="reload" on:click=move |_| ed.reload()>"Reload"</button>
+                    " (your unsaved edits would be lost; saving now is refused)"</div>
+            })}
+            {move || ed.error.get().map(|e| view! {
+                <div class="banner error"><span class="error-text">{e}</span>
+                    <button on:click=move |_| ed.error.set(None)>"×"</button></div>
+            })}
+            <div class="workspace">
+                <div class="palette">
+                    <div class="palette-item vm" draggable="true" data-palette="vm">"VM"</div>
+                    <div class="palette-item bridge" draggable="true" data-palette="bridge">"Bridge"</div>
+                    <p class="muted">"Drag onto the canvas. Delete removes the selection."</p>
+                </div>
+                <div class="canvas" node_ref=node_ref data-lab=name.clone() tabindex="0"></div>
+                <Properties ed/>
+            </div>
+            <div class="statusbar">
+                <span class="status-text">{move || ed.status.get()}</span>
+                <span class="connection">{move || format!("events: {}", connection.get())}</span>
+                <span class="problems-count">{move || match ed.problems.get().len() {
+                    0 => "valid".to_string(),
+                    n => format!("{n} problem(s)"),
+                }}</span>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn Properties(ed: Ed) -> impl IntoView {
+    let images = Resource::new(|| (), |_| list_images());
+    move || {
+        let sel = ed.selection.get();
+        let t = ed.topo.get();
+        match sel.as_slice() {
+            [one] => match parse_id(one) {
+                Some(Element::Vm(n)) => match t.nodes.iter().position(|v| v.name == n) {
+                    Some(i) => view! { <VmProps ed i images/> }.into_any(),
+                    None => ().into_any(),
+                },
+                Some(Element::Bridge(n)) => match t.networks.iter().position(|v| v.name == n) {
+                    Some(i) => view! { <BridgeProps ed i/> }.into_any(),
+                    None => ().into_any(),
+                },
+                Some(Element::Nic(n, i)) => view! {
+                    <aside class="properties"><h3>{format!("{n} eth{i}")}</h3><p class="muted">"Select the VM to edit its NICs."</p></aside>
+                }.into_any(),
+                None => ().into_any(),
+            },
+            [] => view! { <LabProps ed/> }.into_any(),
+            many => view! { <aside class="properties"><h3>{format!("{} selected", many.len())}</h3></aside> }.into_any(),
+        }
+    }
+}
+
+/// A text field bound to part of the topology; `set` makes one undoable edit.
+fn field(
+    ed: Ed,
+    label: &'static str,
+    class: &'static str,
+    path: String,
+    get: impl Fn(&Topology) -> String + Send + Sync + 'static,
+    set: impl Fn(&mut Topology, String) + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    let problem = ed.problem(path.clone());
+    let has_problem = ed.problem(path.clone());
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input class=class data-path=path.clone() class:invalid=move || has_problem().is_some()
+                prop:value=move || get(&ed.topo.get())
+                on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| set(t, v)); }/>
+            {move || problem().map(|m| view! { <span class="field-error" data-path=path.clone()>{m}</span> })}
+        </label>
+    }
+}
+
+fn opt(v: String) -> Option<String> {
+    let v = v.trim().to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+#[component]
+fn VmProps(ed: Ed, i: usize, images: Resource<Result<Vec<String>, ServerFnError>>) -> impl IntoView {
+    let t = ed.topo.get_untracked();
+    let node = t.nodes[i].clone();
+    let vm = node.name.clone();
+    let p = move |f: &str| format!("nodes[{i}].{f}");
+    let state = {
+        let vm = vm.clone();
+        move || ed.states.get().get(&vm).map(|s| s.0.clone()).unwrap_or_else(|| "defined".into())
+    };
+    let state2 = state.clone();
+    let nets: Vec<String> = t.networks.iter().map(|n| n.name.clone()).collect();
+    let (v1, v2, v3) = (vm.clone(), vm.clone(), vm.clone());
+    let nics = node.nics.iter().enumerate().map(|(k, nic)| {
+        let nets = nets.clone();
+        let current = nic.network.clone();
+        view! {
+            <div class="nic" data-nic=k>
+                <strong>{format!("eth{k}")}</strong>
+                <select class="nic-network" on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].nics[k].network = v); }>
+                    {nets.into_iter().map(|n| { let sel = n == current; let label = n.clone(); view! { <option value=n selected=sel>{label}</option> } }).collect_view()}
+                </select>
+                {field(ed, "address", "nic-address", format!("nodes[{i}].nics[{k}].address"),
+                    move |t| t.nodes.get(i).and_then(|n| n.nics.get(k)).and_then(|n| n.address.clone()).unwrap_or_default(),
+                    move |t, v| t.nodes[i].nics[k].address = opt(v))}
+                {field(ed, "MAC", "nic-mac", format!("nodes[{i}].nics[{k}].mac"),
+                    move |t| t.nodes.get(i).and_then(|n| n.nics.get(k)).and_then(|n| n.mac.clone()).unwrap_or_default(),
+                    move |t, v| t.nodes[i].nics[k].mac = opt(v))}
+                <button class="remove-nic" on:click=move |_| ed.edit(|t| { t.nodes[i].nics.remove(k); })>"Remove"</button>
+            </div>
+        }
+    }).collect_view();
+    let routes = node.routes.iter().enumerate().map(|(k, _)| view! {
+        <div class="route">
+            {field(ed, "to", "route-to", format!("nodes[{i}].routes[{k}].to"),
+                move |t| t.nodes.get(i).and_then(|n| n.routes.get(k)).map(|r| r.to.clone()).unwrap_or_default(),
+                move |t, v| t.nodes[i].routes[k].to = v)}
+            {field(ed, "via", "route-via", format!("nodes[{i}].routes[{k}].via"),
+                move |t| t.nodes.get(i).and_then(|n| n.routes.get(k)).map(|r| r.via.clone()).unwrap_or_default(),
+                move |t, v| t.nodes[i].routes[k].via = v)}
+            <button class="remove-route" on:click=move |_| ed.edit(|t| { t.nodes[i].routes.remove(k); })>"Remove"</button>
+        </div>
+    }).collect_view();
+    let current_image = t.node_image(&node).unwrap_or("").to_string();
+    view! {
+        <aside class="properties vm-props" data-vm=vm.clone()>
+            <h3>"VM " {vm.clone()} " " <span class=move || format!("badge {}", state2())>{state}</span></h3>
+            <div class="buttons">
+                <button class="start-vm" on:click=move |_| ed.action("start", vec![v1.clone()])>"Start"</button>
+                <button class="stop-vm" on:click=move |_| ed.action("stop", vec![v2.clone()])>"Stop"</button>
+                <button class="restart-vm" on:click=move |_| ed.action("restart", vec![v3.clone()])>"Restart"</button>
+            </div>
+            {field(ed, "name", "vm-name", p("name"), move |t| t.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default(),
+                move |t, v| { t.nodes[i].name = v.trim().to_string(); })}
+            <label class="field"><span>"image"</span>
+                <select class="vm-image" on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].image = opt(v)); }>
+                    <option value="">"(lab default)"</option>
+                    <Suspense>{move || images.get().and_then(|r| r.ok()).map(|list| {
+                        let cur = current_image.clone();
+                        let mut list = list;
+                        if !cur.is_empty() && !list.contains(&cur) { list.push(cur.clone()); }
+                        list.into_iter().map(|n| { let sel = ed.topo.get_untracked().nodes.get(i).and_then(|x| x.image.clone()) == Some(n.clone()); let label = n.clone(); view! { <option value=n selected=sel>{label}</option> } }).collect_view()
+                    })}</Suspense>
+                </select>
+                {move || ed.problem(p("image"))().map(|m| view! { <span class="field-error">{m}</span> })}
+            </label>
+            {field(ed, "CPUs", "vm-cpus", p("cpus"), move |t| t.nodes.get(i).and_then(|n| n.cpus).map(|c| c.to_string()).unwrap_or_default(),
+                move |t, v| t.nodes[i].cpus = opt(v).map(|v| v.parse().unwrap_or(0)))}
+            {field(ed, "memory (MiB)", "vm-memory", p("memory_mib"), move |t| t.nodes.get(i).and_then(|n| n.memory_mib).map(|c| c.to_string()).unwrap_or_default(),
+                move |t, v| t.nodes[i].memory_mib = opt(v).map(|v| v.parse().unwrap_or(0)))}
+            <label class="field checkbox"><input type="checkbox" class="vm-forward" prop:checked=move || ed.topo.get().nodes.get(i).is_some_and(|n| n.ip_forward)
+                on:change=move |ev| { let on = event_target_checked(&ev); ed.edit(|t| t.nodes[i].ip_forward = on); }/>
+                <span>"IP forwarding (router)"</span></label>
+            <h4>"NICs"</h4>
+            {nics}
+            <h4>"Routes"</h4>
+            {routes}
+            <button class="add-route" on:click=move |_| ed.edit(|t| t.nodes[i].routes.push(Route { to: "0.0.0.0/0".into(), via: String::new() }))>"Add route"</button>
+        </aside>
+    }
+}
+
+#[component]
+fn BridgeProps(ed: Ed, i: usize) -> impl IntoView {
+    let name = ed.topo.get_untracked().networks[i].name.clone();
+    view! {
+        <aside class="properties bridge-props" data-bridge=name.clone()>
+            <h3>"Bridge " {name.clone()}</h3>
+            {field(ed, "name", "bridge-name", format!("networks[{i}].name"), move |t| t.networks.get(i).map(|n| n.name.clone()).unwrap_or_default(),
+                move |t, v| { let old = t.networks[i].name.clone(); edit::rename_network(t, &old, v.trim()); })}
+            {field(ed, "subnet", "bridge-subnet", format!("networks[{i}].subnet"), move |t| t.networks.get(i).and_then(|n| n.subnet.clone()).unwrap_or_default(),
+                move |t, v| t.networks[i].subnet = opt(v))}
+        </aside>
+    }
+}
+
+#[component]
+fn LabProps(ed: Ed) -> impl IntoView {
+    view! {
+        <aside class="properties lab-props">
+            <h3>"Lab defaults"</h3>
+            {field(ed, "image", "default-image", "defaults.image".into(), |t| t.defaults.as_ref().and_then(|d| d.image.clone()).unwrap_or_default(),
+                |t, v| t.defaults.get_or_insert_with(Default::default).image = opt(v))}
+            {field(ed, "CPUs", "default-cpus", "defaults.cpus".into(), |t| t.defaults.as_ref().and_then(|d| d.cpus).map(|c| c.to_string()).unwrap_or_default(),
+                |t, v| t.defaults.get_or_insert_with(Default::default).cpus = opt(v).map(|v| v.parse().unwrap_or(0)))}
+            {field(ed, "memory (MiB)", "default-memory", "defaults.memory_mib".into(), |t| t.defaults.as_ref().and_then(|d| d.memory_mib).map(|c| c.to_string()).unwrap_or_default(),
+                |t, v| t.defaults.get_or_insert_with(Default::default).memory_mib = opt(v).map(|v| v.parse().unwrap_or(0)))}
+            <h4>"Problems"</h4>
+            <ul class="problems">
+                {move || ed.problems.get().into_iter().map(|p| view! { <li data-path=p.path.clone()>{p.to_string()}</li> }).collect_view()}
+            </ul>
+        </aside>
+    }
+}

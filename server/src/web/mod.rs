@@ -1,0 +1,3 @@
+//! The HTTP side of `minivm serve` beyond Leptos: the gate, the event stream.
+pub mod events;
+pub mod guard;
