@@ -36,11 +36,13 @@ mod host {
     use leptos::prelude::*;
 
     pub fn service() -> Result<Arc<engine::service::Service>, ServerFnError> {
-        use_context::<Arc<engine::service::Service>>().ok_or_else(|| ServerFnError::new("the engine is not configured"))
+        use_context::<Arc<engine::service::Service>>()
+            .ok_or_else(|| ServerFnError::new("the engine is not configured"))
     }
 
     pub fn store() -> Result<engine::LabStore, ServerFnError> {
-        use_context::<engine::LabStore>().ok_or_else(|| ServerFnError::new("the lab store is not configured"))
+        use_context::<engine::LabStore>()
+            .ok_or_else(|| ServerFnError::new("the lab store is not configured"))
     }
 
     pub fn err(e: impl std::fmt::Display) -> ServerFnError {
@@ -48,7 +50,9 @@ mod host {
     }
 
     /// Runs blocking engine work off the async runtime.
-    pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static) -> Result<T, ServerFnError> {
+    pub async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static,
+    ) -> Result<T, ServerFnError> {
         tokio::task::spawn_blocking(f).await.map_err(err)?
     }
 
@@ -59,45 +63,68 @@ mod host {
             Ok(())
         } else {
             let vms: Vec<&str> = running.keys().map(String::as_str).collect();
-            Err(ServerFnError::new(format!("cannot {what} lab {lab:?} while VMs run ({}); stop the lab first", vms.join(", "))))
+            Err(ServerFnError::new(format!(
+                "cannot {what} lab {lab:?} while VMs run ({}); stop the lab first",
+                vms.join(", ")
+            )))
         }
     }
 }
 
 /// Every lab in the state directory, sorted by name.
-#[server]
+#[server(endpoint = "list_labs")]
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
     let labs = host::store()?.list().map_err(host::err)?;
     Ok(labs
         .into_iter()
-        .map(|l| LabSummary { name: l.name, nodes: l.nodes, networks: l.networks, links: l.links })
+        .map(|l| LabSummary {
+            name: l.name,
+            nodes: l.nodes,
+            networks: l.networks,
+            links: l.links,
+        })
         .collect())
 }
 
 /// One lab's topology, revision and VM states.
-#[server]
+#[server(endpoint = "get_lab")]
 pub async fn get_lab(name: String) -> Result<LabView, ServerFnError> {
     let s = host::service()?;
     let seq = s.bus.last_seq();
     let (topology, revision) = s.store.get(&name).map_err(host::err)?;
     let states = s.states(&topology);
-    Ok(LabView { topology, revision, states, seq })
+    Ok(LabView {
+        topology,
+        revision,
+        states,
+        seq,
+    })
 }
 
 /// The base images available for VMs.
-#[server]
+#[server(endpoint = "list_images")]
 pub async fn list_images() -> Result<Vec<String>, ServerFnError> {
     let s = host::service()?;
-    Ok(s.engine.images.list().map_err(host::err)?.into_iter().map(|r| r.name).collect())
+    Ok(s.engine
+        .images
+        .list()
+        .map_err(host::err)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
 }
 
 /// Creates an empty lab.
-#[server]
+#[server(endpoint = "create_lab")]
 pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
     let t = Topology {
         version: 1,
         name: name.clone(),
-        defaults: Some(topology::Defaults { image: Some("tiny".into()), cpus: Some(1), memory_mib: Some(128) }),
+        defaults: Some(topology::Defaults {
+            image: Some("tiny".into()),
+            cpus: Some(1),
+            memory_mib: Some(128),
+        }),
         networks: vec![],
         nodes: vec![],
         network_mode: Default::default(),
@@ -109,14 +136,14 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
 /// Saves an edit of a lab. `revision` is the one the edit started from; a
 /// lab changed since (another tab, the CLI) is refused.
 /// (The topology travels as JSON text, exactly as it is exported.)
-#[server]
+#[server(endpoint = "save_lab")]
 pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
     let t: Topology = serde_json::from_str(&topology_json).map_err(host::err)?;
     host::store()?.put(&t, Some(&revision)).map_err(host::err)
 }
 
 /// A copy of a lab under a new name.
-#[server]
+#[server(endpoint = "duplicate_lab")]
 pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnError> {
     let store = host::store()?;
     let (mut t, _) = store.get(&from).map_err(host::err)?;
@@ -126,7 +153,7 @@ pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnE
 }
 
 /// Renames a lab (refused while its VMs run: their devices carry its name).
-#[server]
+#[server(endpoint = "rename_lab")]
 pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnError> {
     let s = host::service()?;
     host::refuse_if_running(&from, "rename")?;
@@ -141,28 +168,41 @@ pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnErro
 }
 
 /// Deletes a lab and everything of it (refused while its VMs run).
-#[server]
+#[server(endpoint = "delete_lab")]
 pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
     let s = host::service()?;
     host::refuse_if_running(&name, "delete")?;
     s.store.get(&name).map_err(host::err)?;
-    host::blocking(move || engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::err)).await
+    host::blocking(move || engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::err))
+        .await
 }
 
 /// Creates a lab from topology text (YAML or JSON). Every problem is
 /// reported, one per line as `path: message`, and nothing is created then.
 /// `name`, when given, replaces the file's lab name.
-#[server]
+#[server(endpoint = "import_lab")]
 pub async fn import_lab(text: String, name: Option<String>) -> Result<String, ServerFnError> {
     let mut t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
-        ServerFnError::new(e.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
+        ServerFnError::new(
+            e.problems()
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     if let Some(n) = name.filter(|n| !n.is_empty()) {
         t.name = n;
     }
     let problems = topology::validate(&t);
     if !problems.is_empty() {
-        return Err(ServerFnError::new(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")));
+        return Err(ServerFnError::new(
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
     }
     host::store()?.put(&t, None).map_err(host::err)?;
     Ok(t.name)
@@ -170,16 +210,28 @@ pub async fn import_lab(text: String, name: Option<String>) -> Result<String, Se
 
 /// Starts, stops or restarts VMs of a stored lab (all of them when `vms` is
 /// empty). Returns at once; progress, states and failures arrive as events.
-#[server]
-pub async fn lab_action(lab: String, action: String, vms: Vec<String>) -> Result<(), ServerFnError> {
+#[server(endpoint = "lab_action")]
+pub async fn lab_action(
+    lab: String,
+    action: String,
+    #[server(default)] vms: Vec<String>,
+) -> Result<(), ServerFnError> {
     let s = host::service()?;
     let (t, _) = s.store.get(&lab).map_err(host::err)?;
-    let vms: Vec<String> = if vms.is_empty() { t.nodes.iter().map(|n| n.name.clone()).collect() } else { vms };
+    let vms: Vec<String> = if vms.is_empty() {
+        t.nodes.iter().map(|n| n.name.clone()).collect()
+    } else {
+        vms
+    };
     if let Some(vm) = vms.iter().find(|v| t.node(v).is_none()) {
-        return Err(ServerFnError::new(format!("lab {lab:?} has no VM named {vm:?}")));
+        return Err(ServerFnError::new(format!(
+            "lab {lab:?} has no VM named {vm:?}"
+        )));
     }
     if !matches!(action.as_str(), "start" | "stop" | "restart") {
-        return Err(ServerFnError::new(format!("unknown action {action:?} (start, stop, restart)")));
+        return Err(ServerFnError::new(format!(
+            "unknown action {action:?} (start, stop, restart)"
+        )));
     }
     engine::ops::check_images(&s.engine, &t).map_err(host::err)?;
     s.spawn(&lab, move |s| {
@@ -189,7 +241,14 @@ pub async fn lab_action(lab: String, action: String, vms: Vec<String>) -> Result
             engine::ops::stop(&s.engine, &t, &names, &say).map_err(|e| e.to_string())?;
         }
         if action != "stop" {
-            engine::ops::start(&s.engine, &t, &names, std::time::Duration::from_secs(300), &say).map_err(|e| e.to_string())?;
+            engine::ops::start(
+                &s.engine,
+                &t,
+                &names,
+                std::time::Duration::from_secs(300),
+                &say,
+            )
+            .map_err(|e| e.to_string())?;
         }
         say(format!("{action}: done ({})", names.join(", ")));
         Ok(())

@@ -6,7 +6,10 @@ use topology::{Network, Nic, Node, Position, Topology};
 use crate::graph::{parse_id, Element};
 
 fn unused(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
-    (1..).map(|i| format!("{prefix}{i}")).find(|n| !taken(n)).expect("some number is free")
+    (1..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| !taken(n))
+        .expect("some number is free")
 }
 
 /// Adds a VM at (x, y); returns its name (vm1, vm2, ...).
@@ -29,10 +32,16 @@ pub fn add_vm(t: &mut Topology, x: f64, y: f64) -> String {
 /// returns its name (net1, net2, ...).
 pub fn add_bridge(t: &mut Topology, x: f64, y: f64) -> String {
     let name = unused("net", |n| t.network(n).is_some());
-    let subnet = (1..=254)
-        .map(|i| format!("10.{i}.0.0/24"))
-        .find(|s| !t.networks.iter().any(|n| n.subnet.as_deref() == Some(s.as_str())));
-    t.networks.push(Network { name: name.clone(), subnet, position: Some(Position { x, y }) });
+    let subnet = (1..=254).map(|i| format!("10.{i}.0.0/24")).find(|s| {
+        !t.networks
+            .iter()
+            .any(|n| n.subnet.as_deref() == Some(s.as_str()))
+    });
+    t.networks.push(Network {
+        name: name.clone(),
+        subnet,
+        position: Some(Position { x, y }),
+    });
     name
 }
 
@@ -57,14 +66,23 @@ pub fn move_to(t: &mut Topology, id: &str, x: f64, y: f64) {
 /// Links a VM and a bridge (either order): a new NIC, the VM's next ethN.
 pub fn link(t: &mut Topology, a: &str, b: &str) -> Result<(), String> {
     let (vm, net) = match (parse_id(a), parse_id(b)) {
-        (Some(Element::Vm(v)), Some(Element::Bridge(n))) | (Some(Element::Bridge(n)), Some(Element::Vm(v))) => (v, n),
+        (Some(Element::Vm(v)), Some(Element::Bridge(n)))
+        | (Some(Element::Bridge(n)), Some(Element::Vm(v))) => (v, n),
         _ => return Err("a link joins a VM and a bridge".into()),
     };
     if t.network(&net).is_none() {
         return Err(format!("no network named {net:?}"));
     }
-    let node = t.nodes.iter_mut().find(|n| n.name == vm).ok_or_else(|| format!("no VM named {vm:?}"))?;
-    node.nics.push(Nic { network: net, address: None, mac: None });
+    let node = t
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == vm)
+        .ok_or_else(|| format!("no VM named {vm:?}"))?;
+    node.nics.push(Nic {
+        network: net,
+        address: None,
+        mac: None,
+    });
     Ok(())
 }
 
@@ -128,7 +146,10 @@ mod tests {
         assert_eq!((a.as_str(), b.as_str(), n.as_str()), ("vm1", "vm2", "net1"));
         link(&mut t, "vm:vm1", "net:net1").unwrap();
         link(&mut t, "net:net1", "vm:vm2").unwrap();
-        t.defaults = Some(topology::Defaults { image: Some("tiny".into()), ..Default::default() });
+        t.defaults = Some(topology::Defaults {
+            image: Some("tiny".into()),
+            ..Default::default()
+        });
         assert_eq!(topology::validate(&t), vec![]);
         assert_eq!(t.networks[0].subnet.as_deref(), Some("10.1.0.0/24"));
         assert_eq!(add_bridge(&mut t, 0.0, 0.0), "net2");
@@ -146,7 +167,14 @@ mod tests {
             link(&mut t, "vm:vm1", net).unwrap();
         }
         delete(&mut t, &["nic:vm1:0".into(), "nic:vm1:2".into()]);
-        assert_eq!(t.nodes[0].nics.iter().map(|n| n.network.as_str()).collect::<Vec<_>>(), ["net2"]);
+        assert_eq!(
+            t.nodes[0]
+                .nics
+                .iter()
+                .map(|n| n.network.as_str())
+                .collect::<Vec<_>>(),
+            ["net2"]
+        );
         delete(&mut t, &["net:net2".into()]);
         assert!(t.nodes[0].nics.is_empty());
         delete(&mut t, &["vm:vm1".into()]);

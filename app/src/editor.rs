@@ -68,7 +68,13 @@ impl Ed {
     }
 
     fn problem(self, path: String) -> impl Fn() -> Option<String> {
-        move || self.problems.get().into_iter().find(|p| p.path == path).map(|p| p.message)
+        move || {
+            self.problems
+                .get()
+                .into_iter()
+                .find(|p| p.path == path)
+                .map(|p| p.message)
+        }
     }
 
     fn save(self, on_saved: Callback<()>) {
@@ -109,7 +115,8 @@ impl Ed {
     fn action(self, action: &'static str, vms: Vec<String>) {
         let lab = self.topo.get_untracked().name;
         if self.dirty_untracked() {
-            self.error.set(Some("save the lab first: VMs run what is saved".into()));
+            self.error
+                .set(Some("save the lab first: VMs run what is saved".into()));
             return;
         }
         leptos::task::spawn_local(async move {
@@ -127,7 +134,12 @@ impl Ed {
     fn on_event(self, e: Event) {
         let lab = self.topo.get_untracked().name;
         match e.kind {
-            EventKind::VmState { lab: l, vm, state, pid } if l == lab => {
+            EventKind::VmState {
+                lab: l,
+                vm,
+                state,
+                pid,
+            } if l == lab => {
                 self.states.update(|s| {
                     s.insert(vm, (state, pid));
                 });
@@ -135,7 +147,8 @@ impl Ed {
             EventKind::LabChanged { lab: l, revision } if l == lab => {
                 if revision.as_deref() != Some(self.revision.get_untracked().as_str()) {
                     if revision.is_none() {
-                        self.error.set(Some("this lab was deleted elsewhere".into()));
+                        self.error
+                            .set(Some("this lab was deleted elsewhere".into()));
                     } else if self.dirty_untracked() {
                         self.stale.set(true);
                     } else {
@@ -168,9 +181,14 @@ impl Ed {
                 });
                 self.selection.set(vec![id]);
             }
-            "move" => self.edit(|t| edit::move_to(t, v["id"].as_str().unwrap_or(""), f("x"), f("y"))),
+            "move" => {
+                self.edit(|t| edit::move_to(t, v["id"].as_str().unwrap_or(""), f("x"), f("y")))
+            }
             "link" => {
-                let (a, b) = (v["source"].as_str().unwrap_or(""), v["target"].as_str().unwrap_or(""));
+                let (a, b) = (
+                    v["source"].as_str().unwrap_or(""),
+                    v["target"].as_str().unwrap_or(""),
+                );
                 let mut result = Ok(());
                 self.edit(|t| result = edit::link(t, a, b));
                 if let Err(e) = result {
@@ -228,28 +246,50 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
             if editor.with_value(|e| e.is_some()) {
                 return;
             }
-            let cb = Closure::<dyn Fn(String, String)>::new(move |kind: String, payload: String| ed.on_canvas(&kind, &payload));
-            let e = graph::js::Editor::new(&el, &ed.topo.get_untracked().name, cb.as_ref().unchecked_ref());
+            // JS may still call back after this editor is gone (a timer, a
+            // last websocket message): those calls are dropped.
+            let alive = std::rc::Rc::new(std::cell::Cell::new(true));
+            let a1 = alive.clone();
+            let cb =
+                Closure::<dyn Fn(String, String)>::new(move |kind: String, payload: String| {
+                    if a1.get() {
+                        ed.on_canvas(&kind, &payload)
+                    }
+                });
+            let e = graph::js::Editor::new(
+                &el,
+                &ed.topo.get_untracked().name,
+                cb.as_ref().unchecked_ref(),
+            );
             cb.forget();
             editor.set_value(Some(SendWrapper::new(e)));
+            let a2 = alive.clone();
             let on_msg = Closure::<dyn Fn(String)>::new(move |m: String| {
+                if !a2.get() {
+                    return;
+                }
                 if let Ok(e) = serde_json::from_str::<Event>(&m) {
                     ed.on_event(e);
                 }
             });
+            let a3 = alive.clone();
             let on_status = Closure::<dyn Fn(String)>::new(move |s: String| {
-                connection.set(s.clone());
-                if s == "connected" {
-                    // Whatever happened while disconnected beyond the backlog
-                    // comes as a resync; states are re-read on reconnect.
+                if a3.get() {
+                    connection.set(s);
                 }
             });
-            let events = graph::js::Events::new(seq as f64, on_msg.as_ref().unchecked_ref(), on_status.as_ref().unchecked_ref());
+            let events = graph::js::Events::new(
+                seq as f64,
+                on_msg.as_ref().unchecked_ref(),
+                on_status.as_ref().unchecked_ref(),
+            );
             on_msg.forget();
             on_status.forget();
             let events = SendWrapper::new(events);
             let editor_for_cleanup = editor;
+            let alive = SendWrapper::new(alive);
             on_cleanup(move || {
+                alive.set(false);
                 events.close();
                 editor_for_cleanup.with_value(|e| {
                     if let Some(e) = e {
@@ -267,7 +307,12 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
             });
         });
         Effect::new(move |_| {
-            let s: BTreeMap<String, String> = ed.states.get().into_iter().map(|(k, (s, _))| (k, s)).collect();
+            let s: BTreeMap<String, String> = ed
+                .states
+                .get()
+                .into_iter()
+                .map(|(k, (s, _))| (k, s))
+                .collect();
             let json = serde_json::to_string(&s).unwrap_or_default();
             // Elements first (a new VM), then its state.
             let _ = ed.topo.get();
@@ -303,10 +348,14 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         let _ = t;
     };
     let selected_vms = move || -> Vec<String> {
-        ed.selection.get_untracked().iter().filter_map(|id| match parse_id(id) {
-            Some(Element::Vm(n)) => Some(n),
-            _ => None,
-        }).collect()
+        ed.selection
+            .get_untracked()
+            .iter()
+            .filter_map(|id| match parse_id(id) {
+                Some(Element::Vm(n)) => Some(n),
+                _ => None,
+            })
+            .collect()
     };
 
     view! {
@@ -414,14 +463,24 @@ fn opt(v: String) -> Option<String> {
 }
 
 #[component]
-fn VmProps(ed: Ed, i: usize, images: Resource<Result<Vec<String>, ServerFnError>>) -> impl IntoView {
+fn VmProps(
+    ed: Ed,
+    i: usize,
+    images: Resource<Result<Vec<String>, ServerFnError>>,
+) -> impl IntoView {
     let t = ed.topo.get_untracked();
     let node = t.nodes[i].clone();
     let vm = node.name.clone();
     let p = move |f: &str| format!("nodes[{i}].{f}");
     let state = {
         let vm = vm.clone();
-        move || ed.states.get().get(&vm).map(|s| s.0.clone()).unwrap_or_else(|| "defined".into())
+        move || {
+            ed.states
+                .get()
+                .get(&vm)
+                .map(|s| s.0.clone())
+                .unwrap_or_else(|| "defined".into())
+        }
     };
     let state2 = state.clone();
     let nets: Vec<String> = t.networks.iter().map(|n| n.name.clone()).collect();

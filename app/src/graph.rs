@@ -92,7 +92,11 @@ pub mod js {
     extern "C" {
         pub type Editor;
         #[wasm_bindgen(constructor)]
-        pub fn new(container: &web_sys::HtmlElement, lab: &str, on_event: &js_sys::Function) -> Editor;
+        pub fn new(
+            container: &web_sys::HtmlElement,
+            lab: &str,
+            on_event: &js_sys::Function,
+        ) -> Editor;
         #[wasm_bindgen(method, js_name = setElements)]
         pub fn set_elements(this: &Editor, elements_json: &str);
         #[wasm_bindgen(method, js_name = setStates)]
@@ -108,7 +112,11 @@ pub mod js {
 
         pub type Events;
         #[wasm_bindgen(constructor)]
-        pub fn new(since: f64, on_message: &js_sys::Function, on_status: &js_sys::Function) -> Events;
+        pub fn new(
+            since: f64,
+            on_message: &js_sys::Function,
+            on_status: &js_sys::Function,
+        ) -> Events;
         #[wasm_bindgen(method)]
         pub fn close(this: &Events);
 
@@ -133,7 +141,10 @@ mod tests {
         assert_eq!(count("bridge"), 2);
         let edges: Vec<_> = els.iter().filter(|e| e["group"] == "edges").collect();
         assert_eq!(edges.len(), 4);
-        let r1_eth1 = edges.iter().find(|e| e["data"]["id"] == "nic:r1:1").unwrap();
+        let r1_eth1 = edges
+            .iter()
+            .find(|e| e["data"]["id"] == "nic:r1:1")
+            .unwrap();
         assert_eq!(r1_eth1["data"]["target"], "net:right");
         assert_eq!(r1_eth1["data"]["label"], "eth1");
         let h1 = els.iter().find(|e| e["data"]["id"] == "vm:h1").unwrap();
@@ -143,8 +154,14 @@ mod tests {
     #[test]
     fn ids_round_trip() {
         assert_eq!(parse_id(&vm_id("h1")), Some(Element::Vm("h1".into())));
-        assert_eq!(parse_id(&bridge_id("lan")), Some(Element::Bridge("lan".into())));
-        assert_eq!(parse_id(&nic_id("r1", 2)), Some(Element::Nic("r1".into(), 2)));
+        assert_eq!(
+            parse_id(&bridge_id("lan")),
+            Some(Element::Bridge("lan".into()))
+        );
+        assert_eq!(
+            parse_id(&nic_id("r1", 2)),
+            Some(Element::Nic("r1".into(), 2))
+        );
         assert_eq!(parse_id("nic:r1:x"), None);
     }
 }

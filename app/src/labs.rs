@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-use crate::api::{create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab, LabSummary};
+use crate::api::{
+    create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab, LabSummary,
+};
 use crate::editor::Editor;
 
 #[component]
@@ -13,7 +15,11 @@ pub fn LabsPage() -> impl IntoView {
     let labs = Resource::new(|| (), |_| list_labs());
     // The lab in the URL (?lab=NAME), else the first one.
     let selected = move || {
-        query.read().get("lab").or_else(|| labs.get().and_then(|r| r.ok()).and_then(|list| list.first().map(|l| l.name.clone())))
+        query.read().get("lab").or_else(|| {
+            labs.get()
+                .and_then(|r| r.ok())
+                .and_then(|list| list.first().map(|l| l.name.clone()))
+        })
     };
     let lab = Resource::new(selected, |name| async move {
         match name {
@@ -93,7 +99,9 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                     "rename" => rename_lab(current, new_name).await,
                     "duplicate" => duplicate_lab(current, new_name).await,
                     _ => {
-                        let ok = window().confirm_with_message(&format!("Delete lab {current:?} and its disks?")).unwrap_or(false);
+                        let ok = window()
+                            .confirm_with_message(&format!("Delete lab {current:?} and its disks?"))
+                            .unwrap_or(false);
                         if !ok {
                             return;
                         }
@@ -150,5 +158,7 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
 /// The message of a server function error, without the framework's prefix.
 pub fn server_message(e: &ServerFnError) -> String {
     let s = e.to_string();
-    s.strip_prefix("error running server function: ").unwrap_or(&s).to_string()
+    s.strip_prefix("error running server function: ")
+        .unwrap_or(&s)
+        .to_string()
 }

@@ -7,8 +7,8 @@
 
 pub mod api;
 pub mod edit;
-pub mod graph;
 mod editor;
+pub mod graph;
 mod labs;
 
 use leptos::prelude::*;

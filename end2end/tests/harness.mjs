@@ -3,7 +3,7 @@
 // (Debian's, never a downloaded one). Everything started here is stopped by
 // PID in stop(), even when a test fails.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,8 @@ export const screenshotDir = join(root, 'end2end', 'screenshots');
 export async function startServer() {
   const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
   const stateDir = mkdtempSync(join(tmpdir(), 'minivm-e2e-'));
+  // QEMU runs as nobody: it must be able to reach the VMs' directories.
+  chmodSync(stateDir, 0o755);
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--state-dir', stateDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MINIVM_LOG: process.env.MINIVM_LOG ?? 'warn' },

@@ -32,13 +32,22 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(BACKLOG);
-        EventBus { inner: Mutex::new(Inner { next: 1, backlog: VecDeque::new() }), tx }
+        EventBus {
+            inner: Mutex::new(Inner {
+                next: 1,
+                backlog: VecDeque::new(),
+            }),
+            tx,
+        }
     }
 
     /// Publishes an event; returns its sequence number.
     pub fn publish(&self, kind: EventKind) -> u64 {
         let mut inner = self.inner.lock().expect("not poisoned");
-        let event = Event { seq: inner.next, kind };
+        let event = Event {
+            seq: inner.next,
+            kind,
+        };
         inner.next += 1;
         if inner.backlog.len() == BACKLOG {
             inner.backlog.pop_front();
@@ -59,9 +68,17 @@ impl EventBus {
         let rx = self.tx.subscribe();
         let oldest = inner.backlog.front().map(|e| e.seq).unwrap_or(inner.next);
         let missed = if since + 1 < oldest && since < inner.next - 1 {
-            vec![Event { seq: since, kind: EventKind::Resync }]
+            vec![Event {
+                seq: since,
+                kind: EventKind::Resync,
+            }]
         } else {
-            inner.backlog.iter().filter(|e| e.seq > since).cloned().collect()
+            inner
+                .backlog
+                .iter()
+                .filter(|e| e.seq > since)
+                .cloned()
+                .collect()
         };
         (missed, rx)
     }
@@ -72,7 +89,10 @@ mod tests {
     use super::*;
 
     fn activity(i: usize) -> EventKind {
-        EventKind::Activity { lab: "l".into(), message: i.to_string() }
+        EventKind::Activity {
+            lab: "l".into(),
+            message: i.to_string(),
+        }
     }
 
     #[tokio::test]
@@ -99,6 +119,10 @@ mod tests {
         assert_eq!(missed.len(), 1);
         assert_eq!(missed[0].kind, EventKind::Resync);
         let (missed, _) = bus.subscribe(0);
-        assert_eq!(missed[0].kind, EventKind::Resync, "a new page starts from the lab state, not from seq 0");
+        assert_eq!(
+            missed[0].kind,
+            EventKind::Resync,
+            "a new page starts from the lab state, not from seq 0"
+        );
     }
 }

@@ -339,8 +339,37 @@ impl Engine {
         Ok(())
     }
 
+    /// QEMU runs as an unprivileged user: every directory above the VM's
+    /// must let others through, or QEMU fails with an obscure error.
+    fn check_reachable(&self, vm: &str, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.run_as.is_none() {
+            return Ok(());
+        }
+        for a in dir.ancestors().skip(1) {
+            if let Ok(m) = fs::metadata(a) {
+                if m.permissions().mode() & 0o001 == 0 {
+                    return Err(LabError::Vm {
+                        vm: vm.into(),
+                        what: format!(
+                            "QEMU runs unprivileged and cannot reach {}: {} has mode {:o} (others need x); use a state directory others can traverse",
+                            dir.display(),
+                            a.display(),
+                            m.permissions().mode() & 0o7777
+                        ),
+                    });
+                }
+            }
+            if a == self.state_dir {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn start_vm(&self, t: &Topology, name: &str) -> Result<()> {
         let lab = &t.name;
+        self.check_reachable(name, &self.vm_dir(lab, name))?;
         let ns = Self::ns(t);
         let dir = self.vm_dir(lab, name);
         let node = t.node(name).ok_or_else(|| LabError::Vm {
@@ -706,14 +735,19 @@ pub fn all_qemus() -> BTreeMap<String, BTreeMap<String, u32>> {
         };
         let cmdline = String::from_utf8_lossy(&cmdline);
         // -name guest=<vm>,process=minivm:<lab>:<vm>
-        let Some(tag) = cmdline.split('\0').find_map(|a| a.split_once(needle).map(|(_, t)| t.to_string())) else {
+        let Some(tag) = cmdline
+            .split('\0')
+            .find_map(|a| a.split_once(needle).map(|(_, t)| t.to_string()))
+        else {
             continue;
         };
         let Some((lab, vm)) = tag.split(',').next().unwrap_or_default().split_once(':') else {
             continue;
         };
         if !vm.is_empty() && qemu_alive(pid, lab, vm) {
-            out.entry(lab.to_string()).or_default().insert(vm.to_string(), pid);
+            out.entry(lab.to_string())
+                .or_default()
+                .insert(vm.to_string(), pid);
         }
     }
     out

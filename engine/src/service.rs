@@ -31,7 +31,11 @@ struct Seen {
 
 impl Service {
     pub fn new(engine: Engine, store: LabStore) -> Arc<Self> {
-        Arc::new(Service { engine, store, bus: EventBus::new() })
+        Arc::new(Service {
+            engine,
+            store,
+            bus: EventBus::new(),
+        })
     }
 
     /// A closure that publishes a line of progress for `lab`.
@@ -39,13 +43,20 @@ impl Service {
         let me = self.clone();
         let lab = lab.to_string();
         move |message| {
-            me.bus.publish(EventKind::Activity { lab: lab.clone(), message });
+            me.bus.publish(EventKind::Activity {
+                lab: lab.clone(),
+                message,
+            });
         }
     }
 
     /// Runs `op` for `lab` on a blocking thread; its failure becomes an
     /// Error event (the page that asked has already had its answer).
-    pub fn spawn(self: &Arc<Self>, lab: &str, op: impl FnOnce(&Arc<Service>) -> Result<(), String> + Send + 'static) {
+    pub fn spawn(
+        self: &Arc<Self>,
+        lab: &str,
+        op: impl FnOnce(&Arc<Service>) -> Result<(), String> + Send + 'static,
+    ) {
         let me = self.clone();
         let lab = lab.to_string();
         std::thread::spawn(move || {
@@ -61,10 +72,22 @@ impl Service {
         self.states_with(t, &crate::lab::running_qemus(&t.name))
     }
 
-    fn states_with(&self, t: &Topology, procs: &BTreeMap<String, u32>) -> BTreeMap<String, (String, Option<u32>)> {
+    fn states_with(
+        &self,
+        t: &Topology,
+        procs: &BTreeMap<String, u32>,
+    ) -> BTreeMap<String, (String, Option<u32>)> {
         crate::lab::vm_states_with(&self.engine, t, procs)
             .into_iter()
-            .map(|(vm, (s, pid))| (vm, (s.map(|s| s.to_string()).unwrap_or_else(|| "defined".into()), pid)))
+            .map(|(vm, (s, pid))| {
+                (
+                    vm,
+                    (
+                        s.map(|s| s.to_string()).unwrap_or_else(|| "defined".into()),
+                        pid,
+                    ),
+                )
+            })
             .collect()
     }
 
@@ -92,7 +115,12 @@ impl Service {
                         }
                         let key = (t.name.clone(), vm.clone());
                         if seen.states.get(&key) != Some(&now) {
-                            self.bus.publish(EventKind::VmState { lab: t.name.clone(), vm, state: now.0.clone(), pid: now.1 });
+                            self.bus.publish(EventKind::VmState {
+                                lab: t.name.clone(),
+                                vm,
+                                state: now.0.clone(),
+                                pid: now.1,
+                            });
                             seen.states.insert(key, now);
                         }
                     }
@@ -104,15 +132,26 @@ impl Service {
     }
 
     fn diff_revisions(&self, seen: &mut Seen) {
-        let now: BTreeMap<String, String> =
-            self.store.list().unwrap_or_default().into_iter().map(|l| (l.name, l.revision)).collect();
+        let now: BTreeMap<String, String> = self
+            .store
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.name, l.revision))
+            .collect();
         for (lab, rev) in &now {
             if seen.revisions.get(lab) != Some(rev) {
-                self.bus.publish(EventKind::LabChanged { lab: lab.clone(), revision: Some(rev.clone()) });
+                self.bus.publish(EventKind::LabChanged {
+                    lab: lab.clone(),
+                    revision: Some(rev.clone()),
+                });
             }
         }
         for lab in seen.revisions.keys().filter(|l| !now.contains_key(*l)) {
-            self.bus.publish(EventKind::LabChanged { lab: lab.clone(), revision: None });
+            self.bus.publish(EventKind::LabChanged {
+                lab: lab.clone(),
+                revision: None,
+            });
             seen.states.retain(|(l, _), _| l != lab);
         }
         seen.revisions = now;

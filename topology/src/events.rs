@@ -20,9 +20,17 @@ pub enum EventKind {
     /// A VM's state as observed on the host (whoever changed it: the web
     /// app, the CLI, a crash). `state` is a lifecycle state name:
     /// defined, starting, running, stopping, stopped, crashed.
-    VmState { lab: String, vm: String, state: String, pid: Option<u32> },
+    VmState {
+        lab: String,
+        vm: String,
+        state: String,
+        pid: Option<u32>,
+    },
     /// A lab was saved (anywhere) with this revision; `None`: deleted.
-    LabChanged { lab: String, revision: Option<String> },
+    LabChanged {
+        lab: String,
+        revision: Option<String>,
+    },
     /// What the engine is doing for a lab (a step with its reason, a VM
     /// that became ready).
     Activity { lab: String, message: String },

@@ -25,7 +25,8 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         (None, Some(f)) => super::validate::load(&f)?.name,
         _ => bail!("name the lab, or give its file with -f"),
     };
-    topology::names::check_name(&lab).map_err(|e| anyhow::anyhow!("invalid lab name {lab:?}: {e}"))?;
+    topology::names::check_name(&lab)
+        .map_err(|e| anyhow::anyhow!("invalid lab name {lab:?}: {e}"))?;
     let engine = super::engine(state_dir)?;
     engine::ops::down(&engine, &lab, args.cleanup, &super::say)?;
     println!(

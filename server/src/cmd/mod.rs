@@ -28,12 +28,19 @@ pub fn say(line: String) {
 }
 
 /// A stored lab by name, and a check that it has the VMs named.
-pub fn stored_lab(state_dir: &Path, lab: &str, vms: &[String]) -> anyhow::Result<topology::Topology> {
+pub fn stored_lab(
+    state_dir: &Path,
+    lab: &str,
+    vms: &[String],
+) -> anyhow::Result<topology::Topology> {
     let (t, _) = engine::LabStore::open(state_dir)?.get(lab)?;
     for vm in vms {
         if t.node(vm).is_none() {
             let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
-            anyhow::bail!("lab {lab:?} has no VM named {vm:?} (it has: {})", names.join(", "));
+            anyhow::bail!(
+                "lab {lab:?} has no VM named {vm:?} (it has: {})",
+                names.join(", ")
+            );
         }
     }
     Ok(t)

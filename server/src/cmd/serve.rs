@@ -93,7 +93,9 @@ async fn serve(
             provide_context(service.clone());
         }
     };
-    let events = Router::new().route("/ws/events", get(crate::web::events::handler)).with_state(service.clone());
+    let events = Router::new()
+        .route("/ws/events", get(crate::web::events::handler))
+        .with_state(service.clone());
     let router = Router::new()
         .merge(events)
         .route("/schema/topology.v1.json", get(schema))
@@ -107,7 +109,10 @@ async fn serve(
             app::shell,
         ))
         .with_state(options)
-        .layer(axum::middleware::from_fn_with_state(gate, crate::web::guard::middleware));
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            crate::web::guard::middleware,
+        ));
     // Tests and scripts read this line to learn the port.
     println!("listening on http://{addr}");
     if let Some(t) = &token {

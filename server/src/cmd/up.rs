@@ -30,7 +30,8 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         // The same refusals as a real `up`, then the plan; nothing changes.
         engine::ops::check_images(&engine, &t)?;
-        labs.check_from_file(&t, &args.file).context("nothing was changed")?;
+        labs.check_from_file(&t, &args.file)
+            .context("nothing was changed")?;
         let steps = engine::plan::plan(&t, &engine.observe(&t)?);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&steps)?);
@@ -43,9 +44,21 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("lab {:?}: accelerator {} ({})", t.name, engine.accel.accel.name(), engine.accel.reason);
-    let report = engine::ops::up(&engine, &labs, &t, Some(&args.file), Duration::from_secs(args.timeout), &super::say)
-        .with_context(|| format!("lab {:?} is not up", t.name))?;
+    eprintln!(
+        "lab {:?}: accelerator {} ({})",
+        t.name,
+        engine.accel.accel.name(),
+        engine.accel.reason
+    );
+    let report = engine::ops::up(
+        &engine,
+        &labs,
+        &t,
+        Some(&args.file),
+        Duration::from_secs(args.timeout),
+        &super::say,
+    )
+    .with_context(|| format!("lab {:?} is not up", t.name))?;
     println!(
         "lab {:?} is up: {} VMs ready, {} step(s) applied in {:.1} s",
         t.name,

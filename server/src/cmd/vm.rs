@@ -34,7 +34,13 @@ pub fn run(verb: Verb, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode>
         engine::ops::stop(&engine, &t, &vms, &super::say)?;
     }
     if matches!(verb, Verb::Start | Verb::Restart) {
-        engine::ops::start(&engine, &t, &vms, Duration::from_secs(args.timeout), &super::say)?;
+        engine::ops::start(
+            &engine,
+            &t,
+            &vms,
+            Duration::from_secs(args.timeout),
+            &super::say,
+        )?;
     }
     let what = match verb {
         Verb::Start | Verb::Restart => "running",

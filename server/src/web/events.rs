@@ -16,7 +16,11 @@ pub struct Since {
     since: u64,
 }
 
-pub async fn handler(ws: WebSocketUpgrade, Query(q): Query<Since>, State(service): State<Arc<Service>>) -> Response {
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    Query(q): Query<Since>,
+    State(service): State<Arc<Service>>,
+) -> Response {
     ws.on_upgrade(move |socket| stream(socket, service, q.since))
 }
 
@@ -48,5 +52,9 @@ async fn stream(mut socket: WebSocket, service: Arc<Service>, since: u64) {
 }
 
 async fn send(socket: &mut WebSocket, e: &topology::events::Event) -> Result<(), axum::Error> {
-    socket.send(Message::Text(serde_json::to_string(e).expect("serializes").into())).await
+    socket
+        .send(Message::Text(
+            serde_json::to_string(e).expect("serializes").into(),
+        ))
+        .await
 }

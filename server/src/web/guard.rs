@@ -25,16 +25,32 @@ impl Gate {
     pub fn new(addr: SocketAddr, token: Option<String>) -> Gate {
         let port = addr.port();
         let hosts = if addr.ip().is_loopback() {
-            vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}"), addr.to_string()]
+            vec![
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+                addr.to_string(),
+            ]
         } else {
             Vec::new()
         };
-        Gate { hosts: Arc::new(hosts), token: token.map(Arc::new) }
+        Gate {
+            hosts: Arc::new(hosts),
+            token: token.map(Arc::new),
+        }
     }
 
     /// Why a request is refused, if it is.
-    pub fn check(&self, method: &Method, headers: &HeaderMap, query: Option<&str>) -> Result<(), &'static str> {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    pub fn check(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), &'static str> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h == host) {
             return Err("this server answers only to its own address (Host header refused)");
         }
@@ -64,10 +80,15 @@ impl Gate {
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -107,17 +128,49 @@ mod tests {
     #[test]
     fn loopback_checks_host_and_origin() {
         let g = Gate::new("127.0.0.1:3000".parse().unwrap(), None);
-        let own = [("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")];
+        let own = [
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+        ];
         assert!(g.check(&Method::POST, &headers(&own), None).is_ok());
-        assert!(g.check(&Method::GET, &headers(&[("host", "localhost:3000")]), None).is_ok());
-        assert!(g.check(&Method::POST, &headers(&[("host", "localhost:3000")]), None).is_ok(), "no Origin: not a browser");
-        let rebind = g.check(&Method::GET, &headers(&[("host", "evil.example:3000")]), None);
-        assert_eq!(rebind.unwrap_err(), "this server answers only to its own address (Host header refused)");
-        let cross = [("host", "127.0.0.1:3000"), ("origin", "http://evil.example")];
-        assert_eq!(g.check(&Method::POST, &headers(&cross), None).unwrap_err(), "cross-origin request refused");
-        assert!(g.check(&Method::GET, &headers(&cross), None).is_ok(), "a cross-origin GET changes nothing");
-        let ws = [("host", "127.0.0.1:3000"), ("origin", "http://evil.example"), ("upgrade", "websocket")];
-        assert!(g.check(&Method::GET, &headers(&ws), None).is_err(), "a cross-origin websocket is refused");
+        assert!(g
+            .check(&Method::GET, &headers(&[("host", "localhost:3000")]), None)
+            .is_ok());
+        assert!(
+            g.check(&Method::POST, &headers(&[("host", "localhost:3000")]), None)
+                .is_ok(),
+            "no Origin: not a browser"
+        );
+        let rebind = g.check(
+            &Method::GET,
+            &headers(&[("host", "evil.example:3000")]),
+            None,
+        );
+        assert_eq!(
+            rebind.unwrap_err(),
+            "this server answers only to its own address (Host header refused)"
+        );
+        let cross = [
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ];
+        assert_eq!(
+            g.check(&Method::POST, &headers(&cross), None).unwrap_err(),
+            "cross-origin request refused"
+        );
+        assert!(
+            g.check(&Method::GET, &headers(&cross), None).is_ok(),
+            "a cross-origin GET changes nothing"
+        );
+        let ws = [
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+            ("upgrade", "websocket"),
+        ];
+        assert!(
+            g.check(&Method::GET, &headers(&ws), None).is_err(),
+            "a cross-origin websocket is refused"
+        );
     }
 
     #[test]
@@ -125,8 +178,22 @@ mod tests {
         let g = Gate::new("0.0.0.0:3000".parse().unwrap(), Some("s3cret".into()));
         let h = [("host", "lab.example:3000")];
         assert!(g.check(&Method::GET, &headers(&h), None).is_err());
-        assert!(g.check(&Method::GET, &headers(&h), Some("token=s3cret")).is_ok());
-        assert!(g.check(&Method::GET, &headers(&[("host", "x:3000"), ("cookie", "a=b; minivm_token=s3cret")]), None).is_ok());
-        assert!(g.check(&Method::GET, &headers(&[("host", "x:3000"), ("x-minivm-token", "wrong")]), None).is_err());
+        assert!(g
+            .check(&Method::GET, &headers(&h), Some("token=s3cret"))
+            .is_ok());
+        assert!(g
+            .check(
+                &Method::GET,
+                &headers(&[("host", "x:3000"), ("cookie", "a=b; minivm_token=s3cret")]),
+                None
+            )
+            .is_ok());
+        assert!(g
+            .check(
+                &Method::GET,
+                &headers(&[("host", "x:3000"), ("x-minivm-token", "wrong")]),
+                None
+            )
+            .is_err());
     }
 }
