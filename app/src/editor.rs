@@ -145,7 +145,14 @@ impl Ed {
                 });
             }
             EventKind::LabChanged { lab: l, revision } if l == lab => {
-                if revision.as_deref() != Some(self.revision.get_untracked().as_str()) {
+                // Our own save, seen before its answer: what we hold is it.
+                let mine =
+                    topology::revision_of(topology::to_json(&self.topo.get_untracked()).as_bytes());
+                if revision.as_deref() == Some(mine.as_str()) {
+                    self.revision.set(mine);
+                    self.saved.set(self.topo.get_untracked());
+                    self.stale.set(false);
+                } else if revision.as_deref() != Some(self.revision.get_untracked().as_str()) {
                     if revision.is_none() {
                         self.error
                             .set(Some("this lab was deleted elsewhere".into()));

@@ -165,14 +165,23 @@ test('a second page sees edits live; a stale save is refused', async () => {
   await b.page.waitForFunction(() => window.__minivmGraph.counts().vms === 4, null, { timeout: 10_000 });
 
   // Both edit; A saves first; B's save names an old revision and is refused.
+  // (Only the page in front gets animation frames, which mouse actions wait
+  // for: B draws, A edits a field and saves through the DOM.)
+  await b.page.bringToFront();
   await dropFromPalette(b.page, 'bridge', 100, 300);
-  await dropFromPalette(a.page, 'bridge', 600, 300);
-  await a.page.click('.save');
+  await a.page.fill('.vm-props .vm-memory', '144');
+  await a.page.press('.vm-props .vm-memory', 'Tab');
+  await a.page.$eval('.save', (el) => el.click());
   await a.page.waitForFunction(() => document.querySelector('.save').innerText === 'Saved');
   await b.page.waitForSelector('.banner.stale');
-  await b.page.click('.save');
+  await b.page.$eval('.save', (el) => el.click());
+  await b.page.waitForSelector('.banner.error .error-text');
   const err = await b.page.locator('.banner.error .error-text').innerText();
   assert.match(err, /changed elsewhere/);
+  await b.page.screenshot({ path: join(screenshotDir, 'stale-save.png') });
+  assert.deepEqual(a.errors, []);
+  // The refused save is the one failed request B may show.
+  assert.deepEqual(b.errors.filter((e) => !/save_lab|status of 500/.test(e)), []);
   await a.page.close();
   await b.page.close();
 });

@@ -72,11 +72,7 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// The revision of a stored lab: a hash of its file's bytes.
-pub fn revision_of(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    format!("{:016x}", topology::names::stable_hash(&[&text]))
-}
+pub use topology::revision_of;
 
 impl LabStore {
     /// Opens (creating if needed) the store under `state_dir`.

@@ -21,3 +21,10 @@ pub use validate::{validate, Problem};
 
 /// The newest topology format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The revision of a stored lab: a hash of its file's bytes. The editor
+/// computes it too, to recognise its own save coming back as an event.
+pub fn revision_of(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    format!("{:016x}", names::stable_hash(&[&text]))
+}
