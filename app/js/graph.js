@@ -61,6 +61,12 @@ export class Editor {
       const n = e.target;
       this.emit('move', { id: n.id(), x: Math.round(n.position('x')), y: Math.round(n.position('y')) });
     });
+    // Right-click (or long press) on a VM: Rust shows its menu there.
+    cy.on('cxttap', 'node[kind = "vm"]', (e) => {
+      const p = e.renderedPosition ?? e.target.renderedPosition();
+      this.emit('context', { id: e.target.id(), x: Math.round(p.x), y: Math.round(p.y) });
+    });
+    cy.on('tap', () => this.emit('context', null));
     const selection = () => this.emit('select', cy.$(':selected').map((e) => e.id()));
     cy.on('select unselect', () => {
       clearTimeout(this.selTimer);

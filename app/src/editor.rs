@@ -30,6 +30,8 @@ struct Ed {
     error: RwSignal<Option<String>>,
     stale: RwSignal<bool>,
     problems: Memo<Vec<Problem>>,
+    /// The VM whose context menu is open, and where (canvas pixels).
+    menu: RwSignal<Option<(String, f64, f64)>>,
 }
 
 impl Ed {
@@ -213,6 +215,10 @@ impl Ed {
                 self.edit(|t| edit::delete(t, &ids));
                 self.selection.set(vec![]);
             }
+            "context" => self.menu.set(match (v["id"].as_str().and_then(parse_id), v["x"].as_f64(), v["y"].as_f64()) {
+                (Some(Element::Vm(vm)), Some(x), Some(y)) => Some((vm, x, y)),
+                _ => None,
+            }),
             "undo" => self.undo(),
             "redo" => self.redo(),
             _ => {}
@@ -236,8 +242,10 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         error: RwSignal::new(None),
         stale: RwSignal::new(false),
         problems,
+        menu: RwSignal::new(None),
     };
     let draw = RwSignal::new(false);
+    let fit = RwSignal::new(0u32);
     let connection = RwSignal::new(String::from("connecting"));
     let node_ref = NodeRef::<leptos::html::Div>::new();
     let name = view.topology.name.clone();
@@ -337,6 +345,17 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 }
             });
         });
+        Effect::new(move |prev: Option<u32>| {
+            let n = fit.get();
+            if prev.is_some() {
+                editor.with_value(|e| {
+                    if let Some(e) = e {
+                        e.fit()
+                    }
+                });
+            }
+            n
+        });
         Effect::new(move |_| {
             let on = draw.get();
             editor.with_value(|e| {
@@ -378,6 +397,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                     title="Drag from a VM to a bridge to link them">
                     {move || if draw.get() { "Drawing links" } else { "Draw links" }}
                 </button>
+                <button class="fit" title="Zoom to show the whole lab" on:click=move |_| fit.update(|n| *n += 1)>"Fit"</button>
                 <button class="export" on:click=export>"Export JSON"</button>
                 <span class="sep"></span>
                 <button class="start-lab" on:click=move |_| ed.action("start", vec![])>"Start lab"</button>
@@ -400,7 +420,30 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                     <div class="palette-item bridge" draggable="true" data-palette="bridge">"Bridge"</div>
                     <p class="muted">"Drag onto the canvas. Delete removes the selection."</p>
                 </div>
-                <div class="canvas" node_ref=node_ref data-lab=name.clone() tabindex="0"></div>
+                <div class="canvas-wrap">
+                    <div class="canvas" node_ref=node_ref data-lab=name.clone() tabindex="0"></div>
+                    {move || ed.menu.get().map(|(vm, x, y)| {
+                        let item = move |label: &'static str, action: &'static str, vm: String| view! {
+                            <button class=format!("menu-{action}") on:click=move |_| {
+                                ed.menu.set(None);
+                                if action == "delete" {
+                                    ed.edit(|t| edit::delete(t, &[graph::vm_id(&vm)]));
+                                } else {
+                                    ed.action(action, vec![vm.clone()]);
+                                }
+                            }>{label}</button>
+                        };
+                        view! {
+                            <div class="context-menu" data-vm=vm.clone() style=format!("left: {x}px; top: {y}px")>
+                                <strong>{vm.clone()}</strong>
+                                {item("Start", "start", vm.clone())}
+                                {item("Stop", "stop", vm.clone())}
+                                {item("Restart", "restart", vm.clone())}
+                                {item("Delete", "delete", vm.clone())}
+                            </div>
+                        }
+                    })}
+                </div>
                 <Properties ed/>
             </div>
             <div class="statusbar">

@@ -12,12 +12,12 @@ import { chromium } from 'playwright-core';
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const screenshotDir = join(root, 'end2end', 'screenshots');
 
-export async function startServer() {
+export async function startServer({ args = ['--bind', '127.0.0.1:0'] } = {}) {
   const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
   const stateDir = mkdtempSync(join(tmpdir(), 'minivm-e2e-'));
   // QEMU runs as nobody: it must be able to reach the VMs' directories.
   chmodSync(stateDir, 0o755);
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--state-dir', stateDir], {
+  const child = spawn(bin, ['serve', ...args, '--state-dir', stateDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MINIVM_LOG: process.env.MINIVM_LOG ?? 'warn' },
   });
@@ -29,7 +29,8 @@ export async function startServer() {
       const m = buf.match(/listening on (http:\/\/\S+)/);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        // Bound to all addresses: talk to it over loopback only.
+        resolve(m[1].replace('://0.0.0.0:', '://127.0.0.1:'));
       }
     });
     child.on('exit', (code) => {

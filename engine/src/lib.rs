@@ -10,6 +10,7 @@
 compile_error!("the engine touches the host and must never be compiled into the wasm bundle");
 
 pub mod accel;
+pub mod check;
 pub mod doctor;
 pub mod events;
 pub mod fsutil;

@@ -49,6 +49,8 @@ enum Command {
     Exec(cmd::exec::Args),
     /// Attach the terminal to a VM's serial console (Ctrl-] detaches).
     Console(cmd::console::Args),
+    /// Ping every pair of VMs the topology says can talk; exit 1 if any fails.
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => cmd::vm::run(cmd::vm::Verb::Restart, args, &cli.state_dir),
         Command::Exec(args) => cmd::exec::run(args, &cli.state_dir),
         Command::Console(args) => cmd::console::run(args, &cli.state_dir),
+        Command::Check(args) => cmd::check::run(args, &cli.state_dir),
     };
     match result {
         Ok(code) => code,

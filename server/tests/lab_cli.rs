@@ -8,7 +8,7 @@ mod common;
 use common::{leftovers, minivm, text, Down};
 
 #[test]
-fn up_status_idempotent_up_bad_input_and_down_cleanup() {
+fn up_status_check_idempotent_up_bad_input_and_down_cleanup() {
     let state = common::state_dir();
     let s = state.path();
     let lab = format!("cli-test-{}", std::process::id());
@@ -87,6 +87,28 @@ fn up_status_idempotent_up_bad_input_and_down_cleanup() {
         "{}",
         text(&out.stdout)
     );
+
+    // The connectivity matrix: all six pairs pass (four direct, two routed
+    // through r1); with h1's eth0 down, exactly the pairs through it fail.
+    let out = minivm(s, &["check", &lab, "--json"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 6, "{all:#}");
+    assert!(all.as_array().unwrap().iter().all(|o| o["ok"] == true && o["rtt_ms"].as_f64().is_some()), "{all:#}");
+    let down = minivm(s, &["exec", &lab, "h1", "--", "ip", "link", "set", "eth0", "down"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let out = minivm(s, &["check", &lab, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut failed: Vec<String> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["ok"] == false)
+        .map(|o| format!("{}->{}", o["from"].as_str().unwrap(), o["to"].as_str().unwrap()))
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["h1->h2", "h1->r1", "h2->h1", "r1->h1"], "{after:#}");
 
     let out = minivm(s, &["down", &lab, "--cleanup"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

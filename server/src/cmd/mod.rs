@@ -1,3 +1,4 @@
+pub mod check;
 pub mod console;
 pub mod doctor;
 pub mod down;
