@@ -34,6 +34,7 @@ fn main() {
             "--format=esm",
             "--minify",
             "--target=es2020",
+            "--loader:.css=text",
             "--log-level=warning",
         ])
         .arg(format!("--outfile={}", tmp.display()))

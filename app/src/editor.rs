@@ -32,6 +32,8 @@ struct Ed {
     problems: Memo<Vec<Problem>>,
     /// The VM whose context menu is open, and where (canvas pixels).
     menu: RwSignal<Option<(String, f64, f64)>>,
+    /// The VM whose console is open below the canvas.
+    console: RwSignal<Option<String>>,
 }
 
 impl Ed {
@@ -215,10 +217,16 @@ impl Ed {
                 self.edit(|t| edit::delete(t, &ids));
                 self.selection.set(vec![]);
             }
-            "context" => self.menu.set(match (v["id"].as_str().and_then(parse_id), v["x"].as_f64(), v["y"].as_f64()) {
-                (Some(Element::Vm(vm)), Some(x), Some(y)) => Some((vm, x, y)),
-                _ => None,
-            }),
+            "context" => self.menu.set(
+                match (
+                    v["id"].as_str().and_then(parse_id),
+                    v["x"].as_f64(),
+                    v["y"].as_f64(),
+                ) {
+                    (Some(Element::Vm(vm)), Some(x), Some(y)) => Some((vm, x, y)),
+                    _ => None,
+                },
+            ),
             "undo" => self.undo(),
             "redo" => self.redo(),
             _ => {}
@@ -243,6 +251,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         stale: RwSignal::new(false),
         problems,
         menu: RwSignal::new(None),
+        console: RwSignal::new(None),
     };
     let draw = RwSignal::new(false);
     let fit = RwSignal::new(0u32);
@@ -426,7 +435,9 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                         let item = move |label: &'static str, action: &'static str, vm: String| view! {
                             <button class=format!("menu-{action}") on:click=move |_| {
                                 ed.menu.set(None);
-                                if action == "delete" {
+                                if action == "console" {
+                                    ed.console.set(Some(vm.clone()));
+                                } else if action == "delete" {
                                     ed.edit(|t| edit::delete(t, &[graph::vm_id(&vm)]));
                                 } else {
                                     ed.action(action, vec![vm.clone()]);
@@ -439,6 +450,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                                 {item("Start", "start", vm.clone())}
                                 {item("Stop", "stop", vm.clone())}
                                 {item("Restart", "restart", vm.clone())}
+                                {item("Console", "console", vm.clone())}
                                 {item("Delete", "delete", vm.clone())}
                             </div>
                         }
@@ -446,6 +458,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 </div>
                 <Properties ed/>
             </div>
+            {let lab = name.clone(); move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm/> })}
             <div class="statusbar">
                 <span class="status-text">{move || ed.status.get()}</span>
                 <span class="connection">{move || format!("events: {}", connection.get())}</span>
@@ -534,7 +547,7 @@ fn VmProps(
     };
     let state2 = state.clone();
     let nets: Vec<String> = t.networks.iter().map(|n| n.name.clone()).collect();
-    let (v1, v2, v3) = (vm.clone(), vm.clone(), vm.clone());
+    let (v1, v2, v3, v4) = (vm.clone(), vm.clone(), vm.clone(), vm.clone());
     let nics = node.nics.iter().enumerate().map(|(k, nic)| {
         let nets = nets.clone();
         let current = nic.network.clone();
@@ -573,6 +586,7 @@ fn VmProps(
                 <button class="start-vm" on:click=move |_| ed.action("start", vec![v1.clone()])>"Start"</button>
                 <button class="stop-vm" on:click=move |_| ed.action("stop", vec![v2.clone()])>"Stop"</button>
                 <button class="restart-vm" on:click=move |_| ed.action("restart", vec![v3.clone()])>"Restart"</button>
+                <button class="console-vm" on:click=move |_| ed.console.set(Some(v4.clone()))>"Console"</button>
             </div>
             {field(ed, "name", "vm-name", p("name"), move |t| t.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default(),
                 move |t, v| { t.nodes[i].name = v.trim().to_string(); })}
@@ -634,5 +648,58 @@ fn LabProps(ed: Ed) -> impl IntoView {
                 {move || ed.problems.get().into_iter().map(|p| view! { <li data-path=p.path.clone()>{p.to_string()}</li> }).collect_view()}
             </ul>
         </aside>
+    }
+}
+
+/// A VM's serial console (xterm.js), attached over a websocket; several
+/// pages may watch and type. Closing it releases nothing the VM needs.
+#[component]
+fn ConsolePanel(ed: Ed, lab: String, vm: String) -> impl IntoView {
+    let node_ref = NodeRef::<leptos::html::Div>::new();
+    let status = RwSignal::new(String::from("connecting"));
+    #[cfg(feature = "hydrate")]
+    {
+        use send_wrapper::SendWrapper;
+        use wasm_bindgen::prelude::*;
+        let view = StoredValue::new_local(None::<SendWrapper<graph::js::ConsoleView>>);
+        let (lab, vm) = (lab.clone(), vm.clone());
+        Effect::new(move |_| {
+            let Some(el) = node_ref.get() else { return };
+            if view.with_value(|v| v.is_some()) {
+                return;
+            }
+            let alive = std::rc::Rc::new(std::cell::Cell::new(true));
+            let a = alive.clone();
+            let on_status = Closure::<dyn Fn(String)>::new(move |s: String| {
+                if a.get() {
+                    status.set(s)
+                }
+            });
+            let c = graph::js::ConsoleView::new(&el, &lab, &vm, on_status.as_ref().unchecked_ref());
+            on_status.forget();
+            c.focus();
+            view.set_value(Some(SendWrapper::new(c)));
+            let alive = SendWrapper::new(alive);
+            on_cleanup(move || {
+                alive.set(false);
+                view.with_value(|v| {
+                    if let Some(v) = v {
+                        v.destroy()
+                    }
+                });
+            });
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = &lab;
+    view! {
+        <div class="console-panel" data-vm=vm.clone()>
+            <div class="console-head">
+                <strong>{format!("Console: {vm}")}</strong>
+                <span class="muted">{move || status.get()}</span>
+                <button class="close-console" on:click=move |_| ed.console.set(None)>"Close"</button>
+            </div>
+            <div class="terminal" node_ref=node_ref></div>
+        </div>
     }
 }

@@ -120,6 +120,19 @@ pub mod js {
         #[wasm_bindgen(method)]
         pub fn close(this: &Events);
 
+        pub type ConsoleView;
+        #[wasm_bindgen(constructor)]
+        pub fn new(
+            container: &web_sys::HtmlElement,
+            lab: &str,
+            vm: &str,
+            on_status: &js_sys::Function,
+        ) -> ConsoleView;
+        #[wasm_bindgen(method)]
+        pub fn focus(this: &ConsoleView);
+        #[wasm_bindgen(method)]
+        pub fn destroy(this: &ConsoleView);
+
         #[wasm_bindgen(js_name = downloadText)]
         pub fn download_text(filename: &str, text: &str);
         #[wasm_bindgen(js_name = readFirstFile)]

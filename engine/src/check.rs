@@ -40,23 +40,41 @@ pub struct Outcome {
 pub fn pairs(t: &Topology) -> Vec<Pair> {
     let nics = topology::resolve::nics(t);
     let addrs = |vm: &str| -> Vec<(String, Ipv4Cidr)> {
-        nics.get(vm).into_iter().flatten().filter_map(|n| Some((n.network.clone(), n.address?))).collect()
+        nics.get(vm)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| Some((n.network.clone(), n.address?)))
+            .collect()
     };
     let mut out = Vec::new();
     for from in &t.nodes {
         let mine = addrs(&from.name);
         for to in t.nodes.iter().filter(|n| n.name != from.name) {
             let theirs = addrs(&to.name);
-            let shared = theirs.iter().find(|(net, _)| mine.iter().any(|(m, _)| m == net));
+            let shared = theirs
+                .iter()
+                .find(|(net, _)| mine.iter().any(|(m, _)| m == net));
             if let Some((net, a)) = shared {
-                out.push(Pair { from: from.name.clone(), to: to.name.clone(), address: a.addr, network: Some(net.clone()) });
+                out.push(Pair {
+                    from: from.name.clone(),
+                    to: to.name.clone(),
+                    address: a.addr,
+                    network: Some(net.clone()),
+                });
                 continue;
             }
             let routed = theirs.iter().find(|(_, a)| {
-                from.routes.iter().any(|r| r.to.parse::<Ipv4Cidr>().is_ok_and(|c| c.contains(a.addr)))
+                from.routes
+                    .iter()
+                    .any(|r| r.to.parse::<Ipv4Cidr>().is_ok_and(|c| c.contains(a.addr)))
             });
             if let Some((_, a)) = routed {
-                out.push(Pair { from: from.name.clone(), to: to.name.clone(), address: a.addr, network: None });
+                out.push(Pair {
+                    from: from.name.clone(),
+                    to: to.name.clone(),
+                    address: a.addr,
+                    network: None,
+                });
             }
         }
     }
@@ -66,7 +84,11 @@ pub fn pairs(t: &Topology) -> Vec<Pair> {
 /// The round-trip time in ping's output (`time=0.42 ms`).
 pub fn rtt(output: &str) -> Option<f64> {
     let at = output.find("time=")? + 5;
-    output[at..].split(|c: char| c == ' ' || c == 'm').next()?.parse().ok()
+    output[at..]
+        .split(|c: char| c == ' ' || c == 'm')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Pings every pair: one thread per source VM (its agent takes one client
@@ -81,20 +103,36 @@ pub fn run(engine: &Engine, t: &Topology, parallel: usize) -> Vec<Outcome> {
     std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
             scope.spawn(|| loop {
-                let Some(batch) = queue.lock().expect("not poisoned").next() else { break };
+                let Some(batch) = queue.lock().expect("not poisoned").next() else {
+                    break;
+                };
                 for pair in batch {
                     let argv: Vec<String> =
-                        ["ping", "-c", "1", "-W", "2", &pair.address.to_string()].iter().map(|s| s.to_string()).collect();
-                    let outcome = match engine.exec(&t.name, &pair.from, &argv, Duration::from_secs(15)) {
-                        Ok(r) if r.exit_code == 0 => Outcome { ok: true, rtt_ms: rtt(&r.stdout), error: None, pair },
-                        Ok(r) => Outcome {
-                            ok: false,
-                            rtt_ms: None,
-                            error: Some(format!("{}{}", r.stdout, r.stderr).trim().to_string()),
-                            pair,
-                        },
-                        Err(e) => Outcome { ok: false, rtt_ms: None, error: Some(e.to_string()), pair },
-                    };
+                        ["ping", "-c", "1", "-W", "2", &pair.address.to_string()]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect();
+                    let outcome =
+                        match engine.exec(&t.name, &pair.from, &argv, Duration::from_secs(15)) {
+                            Ok(r) if r.exit_code == 0 => Outcome {
+                                ok: true,
+                                rtt_ms: rtt(&r.stdout),
+                                error: None,
+                                pair,
+                            },
+                            Ok(r) => Outcome {
+                                ok: false,
+                                rtt_ms: None,
+                                error: Some(format!("{}{}", r.stdout, r.stderr).trim().to_string()),
+                                pair,
+                            },
+                            Err(e) => Outcome {
+                                ok: false,
+                                rtt_ms: None,
+                                error: Some(e.to_string()),
+                                pair,
+                            },
+                        };
                     results.lock().expect("not poisoned").push(outcome);
                 }
             });
@@ -115,20 +153,40 @@ mod tests {
 
     #[test]
     fn router_pairs_are_direct_and_routed() {
-        let t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        let t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml)
+            .unwrap();
         let ps = pairs(&t);
-        assert_eq!(names(&ps), ["r1->h1", "r1->h2", "h1->r1", "h1->h2", "h2->r1", "h2->h1"]);
+        assert_eq!(
+            names(&ps),
+            ["r1->h1", "r1->h2", "h1->r1", "h1->h2", "h2->r1", "h2->h1"]
+        );
         let h1h2 = ps.iter().find(|p| p.from == "h1" && p.to == "h2").unwrap();
-        assert_eq!((h1h2.address, h1h2.network.as_deref()), ("10.20.0.12".parse().unwrap(), None));
+        assert_eq!(
+            (h1h2.address, h1h2.network.as_deref()),
+            ("10.20.0.12".parse().unwrap(), None)
+        );
         let r1h1 = ps.iter().find(|p| p.from == "r1" && p.to == "h1").unwrap();
-        assert_eq!((r1h1.address, r1h1.network.as_deref()), ("10.10.0.11".parse().unwrap(), Some("left")));
+        assert_eq!(
+            (r1h1.address, r1h1.network.as_deref()),
+            ("10.10.0.11".parse().unwrap(), Some("left"))
+        );
     }
 
     #[test]
     fn no_route_no_pair() {
-        let mut t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
-        t.nodes.iter_mut().find(|n| n.name == "h1").unwrap().routes.clear();
-        assert_eq!(names(&pairs(&t)), ["r1->h1", "r1->h2", "h1->r1", "h2->r1", "h2->h1"]);
+        let mut t =
+            topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml)
+                .unwrap();
+        t.nodes
+            .iter_mut()
+            .find(|n| n.name == "h1")
+            .unwrap()
+            .routes
+            .clear();
+        assert_eq!(
+            names(&pairs(&t)),
+            ["r1->h1", "r1->h2", "h1->r1", "h2->r1", "h2->h1"]
+        );
     }
 
     #[test]

@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -95,7 +93,11 @@ pub struct Engine {
     /// How many VMs are worked on at once (default: the number of cores).
     pub parallel: usize,
     /// VMs whose console this process reads (see `watch_console`).
-    watched: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
+    consoles: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<PathBuf, std::sync::Arc<crate::console::Console>>,
+        >,
+    >,
 }
 
 impl Engine {
@@ -108,7 +110,7 @@ impl Engine {
             parallel: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
-            watched: Default::default(),
+            consoles: Default::default(),
         })
     }
 
@@ -158,14 +160,42 @@ impl Engine {
     /// started with `wait_for_serial` runs its guest only once a reader
     /// connects, so whoever waits for readiness must be one.
     fn watch(&self, dir: &Path, vm: &str) {
-        if self
-            .watched
-            .lock()
-            .expect("not poisoned")
-            .insert(dir.to_path_buf())
-        {
-            watch_console(dir.to_path_buf(), vm.to_string());
+        self.console_of(dir, vm);
+    }
+
+    /// The shared console of the VM in `dir`, opened if this process does
+    /// not read it yet. It is forgotten when it closes (the VM stopped).
+    fn console_of(&self, dir: &Path, vm: &str) -> std::sync::Arc<crate::console::Console> {
+        let mut map = self.consoles.lock().expect("not poisoned");
+        if let Some(c) = map.get(dir) {
+            return c.clone();
         }
+        let consoles = self.consoles.clone();
+        let key = dir.to_path_buf();
+        let c = crate::console::open(dir, vm, move |me| {
+            let mut map = consoles.lock().expect("not poisoned");
+            if map.get(&key).is_some_and(|c| std::sync::Arc::ptr_eq(c, me)) {
+                map.remove(&key);
+            }
+        });
+        map.insert(dir.to_path_buf(), c.clone());
+        c
+    }
+
+    /// A running VM's console, shared with every other viewer.
+    pub fn console(&self, lab: &str, vm: &str) -> Result<std::sync::Arc<crate::console::Console>> {
+        if !running_qemus(lab).contains_key(vm) {
+            let state = self
+                .observe_vm(lab, vm, None)
+                .state
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "defined".into());
+            return Err(LabError::NotRunning {
+                vm: vm.into(),
+                state,
+            });
+        }
+        Ok(self.console_of(&self.vm_dir(lab, vm), vm))
     }
 
     /// Reads the console of a VM that has no reader yet (a QEMU waits for
@@ -422,7 +452,7 @@ impl Engine {
         std::mem::forget(child);
         crate::fsutil::write_atomic(&dir.join("qemu.pid"), pid.to_string().as_bytes())
             .map_err(io("write", &dir))?;
-        self.watched.lock().expect("not poisoned").remove(&dir);
+        self.consoles.lock().expect("not poisoned").remove(&dir);
         self.watch(&dir, name);
         Ok(())
     }
@@ -765,39 +795,6 @@ pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
         .is_some_and(|(_, rest)| rest.starts_with('Z'));
     let tag = format!("process={}\0", qemu::process_tag(lab, vm));
     !zombie && String::from_utf8_lossy(&cmdline).contains(&tag)
-}
-
-/// Reads the VM's serial console on a thread: appends it to console.log and
-/// writes the `ready` marker when the guest announces readiness.
-fn watch_console(dir: PathBuf, name: String) {
-    std::thread::spawn(move || {
-        let sock = qemu::serial_socket(&dir);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            match UnixStream::connect(&sock) {
-                Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(_) => return,
-            }
-        };
-        let mut log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("console.log"))
-            .ok();
-        let marker = format!("minivm: ready {name}");
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Some(l) = log.as_mut() {
-                let _ = writeln!(l, "{line}");
-            }
-            if line.contains(&marker) {
-                let _ = fs::write(dir.join("ready"), b"");
-            }
-        }
-    });
 }
 
 /// Per VM: state and pid, for `status`.

@@ -11,6 +11,7 @@ compile_error!("the engine touches the host and must never be compiled into the 
 
 pub mod accel;
 pub mod check;
+pub mod console;
 pub mod doctor;
 pub mod events;
 pub mod fsutil;

@@ -110,7 +110,9 @@ impl Service {
                 for (_, t) in &labs {
                     let procs = procs.remove(&t.name).unwrap_or_default();
                     for (vm, now) in self.states_with(t, &procs) {
-                        if now.0 == "starting" {
+                        // Read every live VM's console: readiness is seen,
+                        // and the scrollback grows from boot on.
+                        if now.0 == "starting" || now.0 == "running" {
                             self.engine.watch_if_needed(&t.name, &vm);
                         }
                         let key = (t.name.clone(), vm.clone());

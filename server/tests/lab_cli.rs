@@ -91,11 +91,27 @@ fn up_status_check_idempotent_up_bad_input_and_down_cleanup() {
     // The connectivity matrix: all six pairs pass (four direct, two routed
     // through r1); with h1's eth0 down, exactly the pairs through it fail.
     let out = minivm(s, &["check", &lab, "--json"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 6, "{all:#}");
-    assert!(all.as_array().unwrap().iter().all(|o| o["ok"] == true && o["rtt_ms"].as_f64().is_some()), "{all:#}");
-    let down = minivm(s, &["exec", &lab, "h1", "--", "ip", "link", "set", "eth0", "down"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["ok"] == true && o["rtt_ms"].as_f64().is_some()),
+        "{all:#}"
+    );
+    let down = minivm(
+        s,
+        &[
+            "exec", &lab, "h1", "--", "ip", "link", "set", "eth0", "down",
+        ],
+    );
     assert!(down.status.success(), "{}", text(&down.stderr));
     let out = minivm(s, &["check", &lab, "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -105,10 +121,20 @@ fn up_status_check_idempotent_up_bad_input_and_down_cleanup() {
         .unwrap()
         .iter()
         .filter(|o| o["ok"] == false)
-        .map(|o| format!("{}->{}", o["from"].as_str().unwrap(), o["to"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{}->{}",
+                o["from"].as_str().unwrap(),
+                o["to"].as_str().unwrap()
+            )
+        })
         .collect();
     failed.sort();
-    assert_eq!(failed, ["h1->h2", "h1->r1", "h2->h1", "r1->h1"], "{after:#}");
+    assert_eq!(
+        failed,
+        ["h1->h2", "h1->r1", "h2->h1", "r1->h1"],
+        "{after:#}"
+    );
 
     let out = minivm(s, &["down", &lab, "--cleanup"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -26,7 +26,12 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
         for o in &outcomes {
-            let via = o.pair.network.as_deref().map(|n| format!("on {n}")).unwrap_or_else(|| "routed".into());
+            let via = o
+                .pair
+                .network
+                .as_deref()
+                .map(|n| format!("on {n}"))
+                .unwrap_or_else(|| "routed".into());
             match (o.ok, o.rtt_ms, &o.error) {
                 (true, rtt, _) => println!(
                     "ok    {:>10} -> {:<10} {:<15} {:<12} {}",
@@ -53,5 +58,9 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -95,6 +95,7 @@ async fn serve(
     };
     let events = Router::new()
         .route("/ws/events", get(crate::web::events::handler))
+        .route("/ws/console/{lab}/{vm}", get(crate::web::console::handler))
         .with_state(service.clone());
     let router = Router::new()
         .merge(events)

@@ -1,0 +1,83 @@
+// A running VM's serial console in the browser: type into the serial
+// shell and see the answer; a second page on the same console sees the
+// same output (scrollback from boot on) and can type too; a reload brings
+// the scrollback back; closing a console releases nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir } from './harness.mjs';
+
+let server;
+let browser;
+const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
+const minivm = (...args) => execFileSync(bin, ['--state-dir', server.stateDir, ...args], { encoding: 'utf8' });
+const LAB = 'console-e2e';
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  minivm('image', 'build');
+  const file = join(server.stateDir, 'lab.yaml');
+  writeFileSync(file, `version: 1\nname: ${LAB}\ndefaults: {image: tiny}\nnodes:\n  - {name: vm1, position: {x: 200, y: 150}}\n`);
+  // Started from the CLI: the server takes the console over when it exits.
+  minivm('up', '-f', file);
+});
+
+after(async () => {
+  try { minivm('down', LAB, '--cleanup'); } catch (_) { /* already gone */ }
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openConsole(page) {
+  await graphOf(page, LAB);
+  await page.waitForFunction(() => window.__minivmGraph.state('vm1') === 'running', null, { timeout: 60_000 });
+  const p = await page.evaluate(() => window.__minivmGraph.pagePosition('vm:vm1'));
+  await page.mouse.click(p.x, p.y);
+  await page.click('.vm-props .console-vm');
+  await page.waitForSelector('.console-panel .terminal[data-console="connected"]');
+}
+
+const consoleText = (page) => page.evaluate(() => window.__minivmConsole.text());
+
+async function waitText(page, needle) {
+  try {
+    await page.waitForFunction((n) => window.__minivmConsole?.text().includes(n), needle, { timeout: 30_000 });
+  } catch (e) {
+    throw new Error(`console never showed ${JSON.stringify(needle)}:\n${await consoleText(page)}`, { cause: e });
+  }
+}
+
+test('type in the browser console, share it with a second page, reload for the scrollback', { timeout: 300_000 }, async () => {
+  const a = await openApp(browser, `${server.url}/?lab=${LAB}`);
+  await openConsole(a.page);
+  // The boot log is there from the start.
+  await waitText(a.page, 'minivm: ready vm1');
+  await a.page.keyboard.type('echo mark-$((6*7)) $(hostname)\n');
+  await waitText(a.page, 'mark-42 vm1');
+  await a.page.screenshot({ path: join(screenshotDir, 'console.png') });
+
+  const b = await openApp(browser, `${server.url}/?lab=${LAB}`);
+  await openConsole(b.page);
+  await waitText(b.page, 'mark-42 vm1');
+  await b.page.keyboard.type('echo second-$((1+1))\n');
+  await waitText(b.page, 'second-2');
+  await waitText(a.page, 'second-2');
+
+  // Closing a console and opening it again at once works; so does a reload.
+  await b.page.click('.close-console');
+  await b.page.waitForSelector('.console-panel', { state: 'detached' });
+  await b.page.click('.vm-props .console-vm');
+  await waitText(b.page, 'second-2');
+  await a.page.reload();
+  await a.page.waitForSelector('body[data-hydrated="true"]');
+  await openConsole(a.page);
+  await waitText(a.page, 'second-2');
+  await waitText(a.page, 'minivm: ready vm1');
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.page.close();
+  await b.page.close();
+});

@@ -1,0 +1,159 @@
+//! A VM's serial console, shared. QEMU's serial socket takes one client;
+//! the process that reads it (the web server, or a CLI command waiting for
+//! readiness) keeps a bounded scrollback from boot on, appends everything
+//! to `console.log`, writes the `ready` marker when the guest announces
+//! itself, and fans the bytes out to any number of viewers, any of whom may
+//! type.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+/// Bytes of console output kept for viewers who attach late.
+pub const SCROLLBACK_BYTES: usize = 64 * 1024;
+
+pub struct Console {
+    scrollback: Mutex<VecDeque<u8>>,
+    tx: broadcast::Sender<Arc<[u8]>>,
+    writer: Mutex<Option<UnixStream>>,
+}
+
+impl Console {
+    /// What was printed so far (at most [`SCROLLBACK_BYTES`]) and a
+    /// receiver of what follows, with nothing lost or repeated between.
+    pub fn attach(&self) -> (Vec<u8>, broadcast::Receiver<Arc<[u8]>>) {
+        let sb = self.scrollback.lock().expect("not poisoned");
+        (sb.iter().copied().collect(), self.tx.subscribe())
+    }
+
+    /// Types into the console.
+    pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.writer.lock().expect("not poisoned").as_mut() {
+            Some(w) => w.write_all(bytes),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the console is not connected yet",
+            )),
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut sb = self.scrollback.lock().expect("not poisoned");
+        sb.extend(bytes);
+        let excess = sb.len().saturating_sub(SCROLLBACK_BYTES);
+        sb.drain(..excess);
+        let _ = self.tx.send(Arc::from(bytes));
+    }
+}
+
+/// Starts reading `dir`'s serial socket on a thread. The scrollback starts
+/// with the tail of `console.log` (what an earlier reader saw). `done` runs
+/// when the console closes (the VM stopped).
+pub fn open(
+    dir: &Path,
+    vm: &str,
+    done: impl FnOnce(&Arc<Console>) + Send + 'static,
+) -> Arc<Console> {
+    let log_path = dir.join("console.log");
+    let mut initial = fs::read(&log_path).unwrap_or_default();
+    let cut = initial.len().saturating_sub(SCROLLBACK_BYTES);
+    initial.drain(..cut);
+    let (tx, _) = broadcast::channel(1024);
+    let console = Arc::new(Console {
+        scrollback: Mutex::new(initial.into()),
+        tx,
+        writer: Mutex::new(None),
+    });
+    let me = console.clone();
+    let (dir, marker) = (dir.to_path_buf(), format!("minivm: ready {vm}"));
+    std::thread::spawn(move || {
+        read(&me, &dir, &marker);
+        done(&me);
+    });
+    console
+}
+
+fn read(console: &Console, dir: &PathBuf, marker: &str) {
+    let sock = crate::qemu::serial_socket(dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return,
+        }
+    };
+    if let Ok(w) = stream.try_clone() {
+        *console.writer.lock().expect("not poisoned") = Some(w);
+    }
+    let log_path = dir.join("console.log");
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    let mut line: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut first = true;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if first {
+            // QEMU serves one reader at a time: when this connection comes
+            // through, an earlier reader (a CLI waiting for readiness) has
+            // just let go, and console.log holds all it saw. Start from that.
+            first = false;
+            let mut all = fs::read(&log_path).unwrap_or_default();
+            let cut = all.len().saturating_sub(SCROLLBACK_BYTES);
+            all.drain(..cut);
+            *console.scrollback.lock().expect("not poisoned") = all.into();
+        }
+        let chunk = &buf[..n];
+        if let Some(l) = log.as_mut() {
+            let _ = l.write_all(chunk);
+        }
+        console.push(chunk);
+        for &b in chunk {
+            if b == b'\n' {
+                if String::from_utf8_lossy(&line).contains(marker) {
+                    let _ = fs::write(dir.join("ready"), b"");
+                }
+                line.clear();
+            } else if line.len() < 4096 {
+                line.push(b);
+            }
+        }
+    }
+    *console.writer.lock().expect("not poisoned") = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrollback_is_bounded_and_attach_sees_the_rest_live() {
+        let (tx, _) = broadcast::channel(16);
+        let c = Console {
+            scrollback: Mutex::new(VecDeque::new()),
+            tx,
+            writer: Mutex::new(None),
+        };
+        c.push(&vec![b'a'; SCROLLBACK_BYTES]);
+        c.push(b"tail");
+        let (sb, mut rx) = c.attach();
+        assert_eq!(sb.len(), SCROLLBACK_BYTES);
+        assert!(sb.ends_with(b"aatail"));
+        c.push(b"live");
+        assert_eq!(&*rx.try_recv().unwrap(), b"live");
+        assert!(c.write(b"x").is_err(), "not connected yet");
+    }
+}

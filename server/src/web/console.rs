@@ -1,0 +1,54 @@
+//! `GET /ws/console/{lab}/{vm}`: a VM's serial console. The scrollback
+//! first, then live output, as binary frames; whatever the client sends is
+//! typed into the console. Any number of clients may attach; closing one
+//! releases nothing the VM or the others need.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use engine::service::Service;
+use tokio::sync::broadcast::error::RecvError;
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    Path((lab, vm)): Path<(String, String)>,
+    State(service): State<Arc<Service>>,
+) -> Response {
+    if topology::names::check_name(&lab).is_err() || topology::names::check_name(&vm).is_err() {
+        return (StatusCode::BAD_REQUEST, "invalid lab or VM name").into_response();
+    }
+    let console = match service.engine.console(&lab, &vm) {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::CONFLICT, e.to_string()).into_response(),
+    };
+    ws.on_upgrade(move |socket| attach(socket, console))
+}
+
+async fn attach(mut socket: WebSocket, console: Arc<engine::console::Console>) {
+    let (scrollback, mut rx) = console.attach();
+    if socket
+        .send(Message::Binary(scrollback.into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Ok(bytes) => if socket.send(Message::Binary(bytes.to_vec().into())).await.is_err() { return },
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+            input = socket.recv() => match input {
+                Some(Ok(Message::Text(t))) => { let _ = console.write(t.as_bytes()); }
+                Some(Ok(Message::Binary(b))) => { let _ = console.write(&b); }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            },
+        }
+    }
+}
