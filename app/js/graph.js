@@ -24,6 +24,8 @@ const style = [
   { selector: 'node[state = "starting"]', style: { 'background-color': '#e0a030' } },
   { selector: 'node[kind = "bridge"]', style: { shape: 'ellipse', width: 30, height: 30, 'background-color': '#e0a030', 'border-width': 2, 'border-color': '#a86f10' } },
   { selector: 'edge', style: { width: 2, 'line-color': '#8a9bb0', label: 'data(label)', 'font-size': 10, 'text-rotation': 'autorotate', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'curve-style': 'bezier' } },
+  { selector: 'edge.failing', style: { 'line-color': '#d6336c', 'line-style': 'dashed', width: 3 } },
+  { selector: 'edge.passing', style: { 'line-color': '#2f9e44' } },
   { selector: ':selected', style: { 'border-color': '#1c7ed6', 'border-width': 4, 'line-color': '#1c7ed6' } },
   { selector: '.eh-handle', style: { 'background-color': '#1c7ed6', width: 10, height: 10, shape: 'ellipse', 'overlay-opacity': 0, 'border-width': 0 } },
   { selector: '.eh-hover', style: { 'background-color': '#1c7ed6' } },
@@ -129,6 +131,7 @@ export class Editor {
         const p = n.renderedPosition();
         return { x: r.left + p.x, y: r.top + p.y };
       },
+      failing: () => cy.edges('.failing').map((e) => e.id()).sort(),
       state: (vm) => cy.getElementById(`vm:${vm}`).data('state') ?? null,
       ids: () => cy.elements().map((e) => e.id()),
     };
@@ -183,6 +186,19 @@ export class Editor {
     cy.batch(() => {
       cy.elements().unselect();
       for (const id of ids) cy.getElementById(id).select();
+    });
+  }
+
+  // The connectivity check's verdict on the links: `failing` and `passing`
+  // are lists of edge ids (an edge in both is failing).
+  setCheck(failingJson, passingJson) {
+    const failing = new Set(JSON.parse(failingJson));
+    const passing = new Set(JSON.parse(passingJson));
+    this.cy.batch(() => {
+      this.cy.edges().forEach((e) => {
+        e.toggleClass('failing', failing.has(e.id()));
+        e.toggleClass('passing', !failing.has(e.id()) && passing.has(e.id()));
+      });
     });
   }
 

@@ -255,3 +255,70 @@ pub async fn lab_action(
     });
     Ok(())
 }
+
+/// One cell of the connectivity matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckCell {
+    pub from: String,
+    pub to: String,
+    pub address: String,
+    /// The network they share; `None` for a routed pair.
+    pub network: Option<String>,
+    pub ok: bool,
+    pub rtt_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// Pings every pair the lab implies (as `minivm check`); takes a few seconds.
+#[server(endpoint = "check_lab")]
+pub async fn check_lab(lab: String) -> Result<Vec<CheckCell>, ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::err)?;
+    host::blocking(move || {
+        Ok(engine::check::run(&s.engine, &t, 8)
+            .into_iter()
+            .map(|o| CheckCell {
+                from: o.pair.from,
+                to: o.pair.to,
+                address: o.pair.address.to_string(),
+                network: o.pair.network,
+                ok: o.ok,
+                rtt_ms: o.rtt_ms,
+                error: o.error,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// What a command run in a guest did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command in a VM through its guest agent (as `minivm exec`). The
+/// line is split into words (quotes group); no shell is put in between.
+#[server(endpoint = "exec_vm")]
+pub async fn exec_vm(lab: String, vm: String, line: String) -> Result<ExecOutput, ServerFnError> {
+    let argv = crate::edit::split_words(&line).map_err(ServerFnError::new)?;
+    if argv.is_empty() {
+        return Err(ServerFnError::new("type a command"));
+    }
+    let s = host::service()?;
+    s.store.get(&lab).map_err(host::err)?;
+    host::blocking(move || {
+        let r = s
+            .engine
+            .exec(&lab, &vm, &argv, std::time::Duration::from_secs(30))
+            .map_err(host::err)?;
+        Ok(ExecOutput {
+            exit_code: r.exit_code,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        })
+    })
+    .await
+}

@@ -9,7 +9,9 @@ use leptos::prelude::*;
 use topology::events::{Event, EventKind};
 use topology::{Problem, Route, Topology};
 
-use crate::api::{get_lab, lab_action, list_images, save_lab, LabView};
+use crate::api::{
+    check_lab, exec_vm, get_lab, lab_action, list_images, save_lab, CheckCell, LabView,
+};
 use crate::edit;
 use crate::graph::{self, parse_id, Element};
 use crate::labs::server_message;
@@ -34,6 +36,9 @@ struct Ed {
     menu: RwSignal<Option<(String, f64, f64)>>,
     /// The VM whose console is open below the canvas.
     console: RwSignal<Option<String>>,
+    /// The last connectivity check (None: none yet; Some(empty): running).
+    check: RwSignal<Option<Vec<CheckCell>>>,
+    checking: RwSignal<bool>,
 }
 
 impl Ed {
@@ -127,6 +132,26 @@ impl Ed {
             if let Err(e) = lab_action(lab, action.into(), vms).await {
                 self.error.set(Some(server_message(&e)));
             }
+        });
+    }
+
+    fn run_check(self) {
+        let lab = self.topo.get_untracked().name;
+        self.checking.set(true);
+        self.status.set("checking connectivity…".into());
+        leptos::task::spawn_local(async move {
+            match check_lab(lab).await {
+                Ok(cells) => {
+                    let failed = cells.iter().filter(|c| !c.ok).count();
+                    self.status.set(format!(
+                        "connectivity: {} pair(s), {failed} failed",
+                        cells.len()
+                    ));
+                    self.check.set(Some(cells));
+                }
+                Err(e) => self.error.set(Some(server_message(&e))),
+            }
+            self.checking.set(false);
         });
     }
 
@@ -252,6 +277,8 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         problems,
         menu: RwSignal::new(None),
         console: RwSignal::new(None),
+        check: RwSignal::new(None),
+        checking: RwSignal::new(false),
     };
     let draw = RwSignal::new(false);
     let fit = RwSignal::new(0u32);
@@ -354,6 +381,19 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 }
             });
         });
+        Effect::new(move |_| {
+            let (failing, passing) =
+                check_edges(&ed.topo.get(), ed.check.get().as_deref().unwrap_or(&[]));
+            let (f, p) = (
+                serde_json::to_string(&failing).unwrap_or_default(),
+                serde_json::to_string(&passing).unwrap_or_default(),
+            );
+            editor.with_value(|e| {
+                if let Some(e) = e {
+                    e.set_check(&f, &p)
+                }
+            });
+        });
         Effect::new(move |prev: Option<u32>| {
             let n = fit.get();
             if prev.is_some() {
@@ -408,6 +448,9 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 </button>
                 <button class="fit" title="Zoom to show the whole lab" on:click=move |_| fit.update(|n| *n += 1)>"Fit"</button>
                 <button class="export" on:click=export>"Export JSON"</button>
+                <button class="check-lab" prop:disabled=move || ed.checking.get() on:click=move |_| ed.run_check()>
+                    {move || if ed.checking.get() { "Checking…" } else { "Check connectivity" }}
+                </button>
                 <span class="sep"></span>
                 <button class="start-lab" on:click=move |_| ed.action("start", vec![])>"Start lab"</button>
                 <button class="stop-lab" on:click=move |_| ed.action("stop", vec![])>"Stop lab"</button>
@@ -458,6 +501,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 </div>
                 <Properties ed/>
             </div>
+            {move || ed.check.get().map(|cells| view! { <Matrix ed cells/> })}
             {let lab = name.clone(); move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm/> })}
             <div class="statusbar">
                 <span class="status-text">{move || ed.status.get()}</span>
@@ -614,6 +658,7 @@ fn VmProps(
             <h4>"Routes"</h4>
             {routes}
             <button class="add-route" on:click=move |_| ed.edit(|t| t.nodes[i].routes.push(Route { to: "0.0.0.0/0".into(), via: String::new() }))>"Add route"</button>
+            <ExecBox lab=t.name.clone() vm=vm.clone()/>
         </aside>
     }
 }
@@ -701,5 +746,140 @@ fn ConsolePanel(ed: Ed, lab: String, vm: String) -> impl IntoView {
             </div>
             <div class="terminal" node_ref=node_ref></div>
         </div>
+    }
+}
+
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+/// The links a check result colours: a pair's NICs on the network they
+/// share (for a routed pair, each end's NICs). Returns (failing, passing).
+pub fn check_edges(t: &Topology, cells: &[CheckCell]) -> (Vec<String>, Vec<String>) {
+    let mut failing = Vec::new();
+    let mut passing = Vec::new();
+    for c in cells {
+        let mut ids = Vec::new();
+        for vm in [&c.from, &c.to] {
+            if let Some(node) = t.node(vm) {
+                for (i, nic) in node.nics.iter().enumerate() {
+                    if c.network.as_ref().is_none_or(|n| *n == nic.network) {
+                        ids.push(graph::nic_id(vm, i));
+                    }
+                }
+            }
+        }
+        if c.ok {
+            passing.extend(ids)
+        } else {
+            failing.extend(ids)
+        }
+    }
+    failing.sort();
+    failing.dedup();
+    passing.sort();
+    passing.dedup();
+    (failing, passing)
+}
+
+/// The connectivity matrix: a row per source VM, a column per target.
+#[component]
+fn Matrix(ed: Ed, cells: Vec<CheckCell>) -> impl IntoView {
+    let mut vms: Vec<String> = cells
+        .iter()
+        .flat_map(|c| [c.from.clone(), c.to.clone()])
+        .collect();
+    vms.sort();
+    vms.dedup();
+    let failed = cells.iter().filter(|c| !c.ok).count();
+    let header = vms
+        .iter()
+        .map(|v| view! { <th>{v.clone()}</th> })
+        .collect_view();
+    let rows = vms.iter().map(|from| {
+        let tds = vms.iter().map(|to| {
+            match cells.iter().find(|c| &c.from == from && &c.to == to) {
+                Some(c) if c.ok => view! {
+                    <td class="pass" data-from=from.clone() data-to=to.clone() title=c.address.clone()>
+                        {c.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "ok".into())}
+                    </td>
+                }.into_any(),
+                Some(c) => view! {
+                    <td class="fail" data-from=from.clone() data-to=to.clone() title=c.error.clone().unwrap_or_default()>"✗"</td>
+                }.into_any(),
+                None => view! { <td class="na">"·"</td> }.into_any(),
+            }
+        }).collect_view();
+        view! { <tr><th>{from.clone()}</th>{tds}</tr> }
+    }).collect_view();
+    view! {
+        <div class="matrix">
+            <div class="matrix-head">
+                <strong>"Connectivity"</strong>
+                <span class="muted">{format!("{} pair(s), {failed} failed; rows ping columns", cells.len())}</span>
+                <button class="close-matrix" on:click=move |_| ed.check.set(None)>"Close"</button>
+            </div>
+            <table><thead><tr><th></th>{header}</tr></thead><tbody>{rows}</tbody></table>
+        </div>
+    }
+}
+
+/// A command box for a VM: runs through the guest agent, shows the output.
+#[component]
+fn ExecBox(lab: String, vm: String) -> impl IntoView {
+    let line = RwSignal::new(String::new());
+    let output = RwSignal::new(None::<(i32, String)>);
+    let run = move || {
+        let (lab, vm, l) = (lab.clone(), vm.clone(), line.get_untracked());
+        leptos::task::spawn_local(async move {
+            output.set(Some(match exec_vm(lab, vm, l).await {
+                Ok(r) => (r.exit_code, format!("{}{}", r.stdout, r.stderr)),
+                Err(e) => (-1, server_message(&e)),
+            }));
+        });
+    };
+    let run2 = run.clone();
+    view! {
+        <div class="exec-box">
+            <h4>"Run a command"</h4>
+            <div class="exec-line">
+                <input class="exec-input" placeholder="ip -4 addr" prop:value=move || line.get()
+                    on:input=move |ev| line.set(event_target_value(&ev))
+                    on:keydown=move |ev| if ev.key() == "Enter" { run() }/>
+                <button class="exec-run" on:click=move |_| run2()>"Run"</button>
+            </div>
+            {move || output.get().map(|(code, text)| view! {
+                <pre class="exec-output" data-exit=code>{text}</pre>
+                <span class="muted">{format!("exit {code}")}</span>
+            })}
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(from: &str, to: &str, network: Option<&str>, ok: bool) -> CheckCell {
+        CheckCell {
+            from: from.into(),
+            to: to.into(),
+            address: String::new(),
+            network: network.map(Into::into),
+            ok,
+            rtt_ms: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn failing_pairs_colour_their_links() {
+        let t = topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml)
+            .unwrap();
+        let cells = [
+            cell("h1", "r1", Some("left"), false),
+            cell("h2", "r1", Some("right"), true),
+            cell("h1", "h2", None, false),
+        ];
+        let (failing, passing) = check_edges(&t, &cells);
+        assert_eq!(failing, ["nic:h1:0", "nic:h2:0", "nic:r1:0"]);
+        assert_eq!(passing, ["nic:h2:0", "nic:r1:1"]);
     }
 }

@@ -103,6 +103,8 @@ pub mod js {
         pub fn set_states(this: &Editor, states_json: &str);
         #[wasm_bindgen(method)]
         pub fn select(this: &Editor, ids: Vec<String>);
+        #[wasm_bindgen(method, js_name = setCheck)]
+        pub fn set_check(this: &Editor, failing_json: &str, passing_json: &str);
         #[wasm_bindgen(method, js_name = setDrawMode)]
         pub fn set_draw_mode(this: &Editor, on: bool);
         #[wasm_bindgen(method)]
