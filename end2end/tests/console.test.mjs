@@ -4,7 +4,7 @@
 // the scrollback back; closing a console releases nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir } from './harness.mjs';
@@ -76,6 +76,30 @@ test('type in the browser console, share it with a second page, reload for the s
   await openConsole(a.page);
   await waitText(a.page, 'second-2');
   await waitText(a.page, 'minivm: ready vm1');
+
+  // `minivm console` while the server runs goes through it: same scrollback,
+  // and what it types shows in the browser. Ctrl-] detaches.
+  const cli = spawn(bin, ['--state-dir', server.stateDir, 'console', LAB, 'vm1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let cliOut = '';
+  cli.stdout.on('data', (c) => { cliOut += c; });
+  const exited = new Promise((r) => cli.once('exit', r));
+  const until = async (needle) => {
+    const t0 = Date.now();
+    while (!cliOut.includes(needle)) {
+      if (Date.now() - t0 > 30_000) throw new Error(`minivm console never showed ${needle}:\n${cliOut}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    await until('mark-42 vm1');
+    cli.stdin.write('echo cli-$((2+3))\n');
+    await until('cli-5');
+    await waitText(a.page, 'cli-5');
+    cli.stdin.write(Buffer.from([0x1d]));
+    assert.equal(await exited, 0);
+  } finally {
+    if (cli.exitCode === null) cli.kill('SIGKILL');
+  }
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
   await a.page.close();

@@ -1,6 +1,9 @@
 //! `minivm`: the MiniVM web server and CLI. One file per subcommand under
 //! `cmd/`; each turns its flags into one call into the engine or the app.
 
+// The editor's view types are deep (Leptos builds them from the markup).
+#![recursion_limit = "256"]
+
 mod cmd;
 mod web;
 

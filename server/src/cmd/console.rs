@@ -1,7 +1,11 @@
 //! `minivm console LAB VM`: attaches the terminal to the VM's serial
-//! console, after the last lines it printed (its scrollback in
-//! console.log). Ctrl-] detaches and leaves the VM running; so does the end
-//! of input when stdin is not a terminal.
+//! console, after what it printed so far. When `minivm serve` runs on the
+//! same state directory, it holds the console (QEMU serves one reader), so
+//! this goes through the server's console websocket and shares its
+//! scrollback and its other viewers (browser pages); otherwise it connects
+//! to the serial socket itself, after the tail of console.log. Ctrl-]
+//! detaches and leaves the VM running; so does the end of input when stdin
+//! is not a terminal.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -69,6 +73,9 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             args.vm
         );
     }
+    if let Some(server) = super::serve::running(state_dir) {
+        return through_server(&server, &t.name, &args.vm);
+    }
     let sock = engine::qemu::serial_socket(&dir);
     let deadline = Instant::now() + Duration::from_secs(5);
     let stream = loop {
@@ -130,11 +137,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         if n == 0 {
             break;
         }
-        let chunk = &buf[..n];
-        let (send, detach) = match chunk.iter().position(|b| *b == ESCAPE) {
-            Some(i) => (&chunk[..i], true),
-            None => (chunk, false),
-        };
+        let (send, detach) = until_escape(&buf[..n]);
         writer.write_all(send).context("the console went away")?;
         if detach {
             break;
@@ -144,4 +147,75 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let _ = writer.shutdown(std::net::Shutdown::Both);
     eprintln!("\r\n--- detached; {} keeps running ---", args.vm);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Splits `chunk` at the escape key: what to send, and whether to detach.
+fn until_escape(chunk: &[u8]) -> (&[u8], bool) {
+    match chunk.iter().position(|b| *b == ESCAPE) {
+        Some(i) => (&chunk[..i], true),
+        None => (chunk, false),
+    }
+}
+
+/// The console through `minivm serve`'s websocket.
+fn through_server(server: &super::serve::Running, lab: &str, vm: &str) -> anyhow::Result<ExitCode> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let url = format!("{}/ws/console/{lab}/{vm}", server.url.replacen("http://", "ws://", 1));
+        let mut req = url.as_str().into_client_request()?;
+        if let Some(t) = &server.token {
+            req.headers_mut().insert("x-minivm-token", t.parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.with_context(|| format!("cannot attach through {url}"))?;
+        let (mut tx, mut rx) = ws.split();
+        println!("--- console of {vm} in lab {lab}, shared through minivm serve (Ctrl-] detaches) ---");
+        let raw = Raw::enter();
+        let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 1024];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let (send, detach) = until_escape(&buf[..n]);
+                        if in_tx.blocking_send(send.to_vec()).is_err() || detach {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Dropping the sender tells the loop below to detach.
+        });
+        let mut out = std::io::stdout();
+        let closed = loop {
+            tokio::select! {
+                input = in_rx.recv() => match input {
+                    Some(bytes) if !bytes.is_empty() => tx.send(Message::Binary(bytes.into())).await?,
+                    Some(_) => {}
+                    None => break false,
+                },
+                msg = rx.next() => match msg {
+                    Some(Ok(Message::Binary(b))) => { out.write_all(&b)?; out.flush()?; }
+                    Some(Ok(Message::Text(t))) => { out.write_all(t.as_bytes())?; out.flush()?; }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => break true,
+                },
+            }
+        };
+        let _ = tx.close().await;
+        drop(raw);
+        if closed {
+            eprintln!("\r\n--- console closed: the VM stopped ---");
+        } else {
+            eprintln!("\r\n--- detached; {vm} keeps running ---");
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
 }

@@ -116,6 +116,7 @@ async fn serve(
         ));
     // Tests and scripts read this line to learn the port.
     println!("listening on http://{addr}");
+    let marker = Marker::write(&service.engine.state_dir, addr, token.as_deref());
     if let Some(t) = &token {
         println!("not on loopback: open http://{addr}/?token={t} (the token is needed for every request)");
     }
@@ -123,7 +124,58 @@ async fn serve(
     axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(shutdown())
         .await
-        .context("the server failed")
+        .context("the server failed")?;
+    drop(marker);
+    Ok(())
+}
+
+/// A server running on a state directory, as `<state>/run/serve.json` says.
+pub struct Running {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+/// `<state>/run/serve.json` (0600): where this server listens, for CLI
+/// commands that must go through it (`minivm console`). Removed on exit.
+struct Marker(PathBuf);
+
+impl Marker {
+    fn write(state_dir: &Path, addr: SocketAddr, token: Option<&str>) -> Option<Marker> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = state_dir.join("run");
+        std::fs::create_dir_all(&dir).ok()?;
+        let path = dir.join("serve.json");
+        // Off loopback, CLI commands still come over loopback.
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        let body = serde_json::json!({ "url": format!("http://{host}"), "token": token, "pid": std::process::id() });
+        engine::fsutil::write_atomic(&path, body.to_string().as_bytes()).ok()?;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        Some(Marker(path))
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The server running on `state_dir`, if one answers (a marker left by a
+/// killed server is ignored).
+pub fn running(state_dir: &Path) -> Option<Running> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join("run/serve.json")).ok()?).ok()?;
+    let url = v["url"].as_str()?.to_string();
+    let addr: SocketAddr = url.strip_prefix("http://")?.parse().ok()?;
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).ok()?;
+    Some(Running {
+        url,
+        token: v["token"].as_str().map(str::to_string),
+    })
 }
 
 async fn schema() -> impl IntoResponse {
