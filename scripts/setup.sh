@@ -13,7 +13,7 @@ CARGO_LEPTOS_VERSION=0.3.10
 APT_PACKAGES=(
   chromium                                   # end-to-end tests (never a downloaded browser)
   qemu-system-x86 qemu-utils                 # the VMs and their qcow2 overlays
-  iproute2 procps                            # ip netns for tests and doctor; ps in tests
+  iproute2 procps curl                       # ip netns for tests and doctor; ps and curl in tests
   mtools syslinux syslinux-common dosfstools e2fsprogs cpio fdisk binutils  # base image build
   nodejs npm                                 # front-end bundle and browser-test driver
 )

@@ -15,3 +15,26 @@ cargo leptos build
 
 echo "== end-to-end tests"
 MINIVM_BIN="$PWD/target/debug/minivm" node --test --test-concurrency=1 end2end/tests/
+
+echo "== the run command: release build, default image, serving"
+# scripts/run.sh as a user runs it, on a state directory of its own and a
+# free port; stopped by its PID once it answers.
+smoke_state=$(mktemp -d)
+chmod 755 "$smoke_state"
+smoke_log=$(mktemp)
+MINIVM_STATE_DIR="$smoke_state" scripts/run.sh --bind 127.0.0.1:0 >"$smoke_log" 2>&1 &
+smoke_pid=$!
+cleanup_smoke() { kill "$smoke_pid" 2>/dev/null || true; wait "$smoke_pid" 2>/dev/null || true; rm -rf "$smoke_state" "$smoke_log"; }
+trap cleanup_smoke EXIT
+url=""
+for _ in $(seq 1 1800); do
+  url=$(grep -o 'listening on http://[0-9.:]*' "$smoke_log" | head -1 | cut -d' ' -f3 || true)
+  [ -n "$url" ] && break
+  kill -0 "$smoke_pid" 2>/dev/null || { cat "$smoke_log"; echo "scripts/run.sh exited early"; exit 1; }
+  sleep 1
+done
+[ -n "$url" ] || { cat "$smoke_log"; echo "scripts/run.sh did not serve within 30 minutes"; exit 1; }
+curl -fsS "$url/healthz" | grep -qx ok
+curl -fsS "$url/?lab=router" | grep -q 'data-lab="router"'
+target/release/minivm --state-dir "$smoke_state" image list | grep -q '^tiny'
+echo "scripts/run.sh serves $url with the default lab and image"

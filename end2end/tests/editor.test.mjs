@@ -236,4 +236,8 @@ test('foreign origins, hosts and websockets are refused', async () => {
   const ws = { Host: host, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
   assert.equal(await raw('/ws/events', { ...ws, Origin: server.url }), 101);
   assert.equal(await raw('/ws/events', { ...ws, Origin: 'http://evil.example' }), 403);
+  // The console websocket follows the same rules (refused before it looks for the VM).
+  assert.equal(await raw('/ws/console/triangle/vm1', { ...ws, Origin: 'http://evil.example' }), 403);
+  assert.equal(await raw('/ws/console/triangle/vm1', { ...ws, Host: 'evil.example' }), 403);
+  assert.equal(await raw('/ws/console/triangle/vm1', { ...ws, Origin: server.url }), 409, 'same origin: reaches the handler, the VM is not running');
 });
