@@ -489,8 +489,9 @@ impl Engine {
             // SAFETY: kill(2) on a pid whose cmdline we just checked is our QEMU.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
+        // Until every thread is gone: only then are its TAPs free again.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while qemu_alive(pid, lab, name) && Instant::now() < deadline {
+        while !qemu_gone(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = fs::remove_file(dir.join("qemu.pid"));
@@ -786,6 +787,22 @@ pub fn all_qemus() -> BTreeMap<String, BTreeMap<String, u32>> {
 /// True when `pid` is a live QEMU started for `lab`/`vm` (its -name says so), so
 /// a recycled pid is never mistaken for ours.
 pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
+    qemu_running(pid, lab, vm)
+}
+
+/// True while any thread of `pid` still exists: a killed multi-threaded
+/// QEMU shows a zombie main thread (and no command line) before its other
+/// threads, which hold its TAP fds, are gone.
+fn qemu_gone(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    if stat.is_empty() {
+        return true;
+    }
+    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+    zombie && fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() <= 1).unwrap_or(true)
+}
+
+fn qemu_running(pid: u32, lab: &str, vm: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };

@@ -309,6 +309,20 @@ pub fn ensure_tap(ns: Option<&str>, ifname: &str, alias: &str, bridge: &str) -> 
 /// Opens a queue of the existing TAP `ifname` in `ns`, for QEMU
 /// (`-netdev tap,fd=N`). The fd stays valid whatever thread it goes to.
 pub fn open_tap(ns: Option<&str>, ifname: &str) -> Result<OwnedFd> {
+    // A QEMU that was just killed may still be tearing down its threads,
+    // holding the TAP (EBUSY) after its main thread is gone: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_tap_once(ns, ifname) {
+            Err(NetError::Tun { source: nix::Error::EBUSY, .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_tap_once(ns: Option<&str>, ifname: &str) -> Result<OwnedFd> {
     let ifname = ifname.to_string();
     // (sysfs shows the namespace it was mounted in, so ask netlink.)
     in_ns(ns, move |h| async move {
