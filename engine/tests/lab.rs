@@ -74,6 +74,23 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     let steps = up(&engine, &t);
     assert!(!steps.is_empty());
 
+    // QEMU runs unprivileged: as nobody, with no capabilities at all.
+    for (vm, pid) in engine::lab::running_qemus(&lab) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+        assert_eq!(field("Uid:"), ["65534"; 4], "{vm}: {status}");
+        assert_eq!(field("Gid:"), ["65534"; 4], "{vm}");
+        for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+            let v = field(cap);
+            assert!(v.len() == 1, "{vm}: {cap} {v:?}");
+            if cap != "CapBnd:" {
+                assert_eq!(v[0], "0000000000000000", "{vm}: {cap}");
+            }
+        }
+        assert_eq!(field("NoNewPrivs:"), ["1"], "{vm}: no privilege gain (the seccomp sandbox sets it)");
+        assert_eq!(field("Seccomp:"), ["2"], "{vm}: the seccomp filter is on");
+    }
+
     let h1 = engine.vm_dir(&lab, "h1");
     let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
     let ping = qga
