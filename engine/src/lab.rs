@@ -182,19 +182,25 @@ impl Engine {
         c
     }
 
+    /// Refuses a VM that has no live QEMU, naming its state.
+    fn require_running(&self, lab: &str, vm: &str) -> Result<()> {
+        if running_qemus(lab).contains_key(vm) {
+            return Ok(());
+        }
+        let state = self
+            .observe_vm(lab, vm, None)
+            .state
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "defined".into());
+        Err(LabError::NotRunning {
+            vm: vm.into(),
+            state,
+        })
+    }
+
     /// A running VM's console, shared with every other viewer.
     pub fn console(&self, lab: &str, vm: &str) -> Result<std::sync::Arc<crate::console::Console>> {
-        if !running_qemus(lab).contains_key(vm) {
-            let state = self
-                .observe_vm(lab, vm, None)
-                .state
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "defined".into());
-            return Err(LabError::NotRunning {
-                vm: vm.into(),
-                state,
-            });
-        }
+        self.require_running(lab, vm)?;
         Ok(self.console_of(&self.vm_dir(lab, vm), vm))
     }
 
@@ -561,17 +567,7 @@ impl Engine {
         timeout: Duration,
     ) -> Result<crate::qga::ExecResult> {
         let dir = self.vm_dir(lab, vm);
-        if !running_qemus(lab).contains_key(vm) {
-            let state = self
-                .observe_vm(lab, vm, None)
-                .state
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "defined".into());
-            return Err(LabError::NotRunning {
-                vm: vm.into(),
-                state,
-            });
-        }
+        self.require_running(lab, vm)?;
         let agent = |source| LabError::Agent {
             vm: vm.into(),
             source,
@@ -784,25 +780,26 @@ pub fn all_qemus() -> BTreeMap<String, BTreeMap<String, u32>> {
     out
 }
 
-/// True when `pid` is a live QEMU started for `lab`/`vm` (its -name says so), so
-/// a recycled pid is never mistaken for ours.
-pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
-    qemu_running(pid, lab, vm)
-}
-
-/// True while any thread of `pid` still exists: a killed multi-threaded
-/// QEMU shows a zombie main thread (and no command line) before its other
-/// threads, which hold its TAP fds, are gone.
+/// True once every thread of `pid` is gone: a killed multi-threaded QEMU
+/// shows a zombie main thread (and no command line) before its other
+/// threads, which hold its TAP fds, have exited.
 fn qemu_gone(pid: u32) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     if stat.is_empty() {
         return true;
     }
-    let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
-    zombie && fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() <= 1).unwrap_or(true)
+    let zombie = stat
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'));
+    zombie
+        && fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.count() <= 1)
+            .unwrap_or(true)
 }
 
-fn qemu_running(pid: u32, lab: &str, vm: &str) -> bool {
+/// True when `pid` is a live QEMU started for `lab`/`vm` (its -name says so), so
+/// a recycled pid is never mistaken for ours.
+pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };

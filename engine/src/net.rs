@@ -314,7 +314,10 @@ pub fn open_tap(ns: Option<&str>, ifname: &str) -> Result<OwnedFd> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match open_tap_once(ns, ifname) {
-            Err(NetError::Tun { source: nix::Error::EBUSY, .. }) if std::time::Instant::now() < deadline => {
+            Err(NetError::Tun {
+                source: nix::Error::EBUSY,
+                ..
+            }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
             other => return other,

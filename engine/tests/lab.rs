@@ -77,7 +77,14 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     // QEMU runs unprivileged: as nobody, with no capabilities at all.
     for (vm, pid) in engine::lab::running_qemus(&lab) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(field("Uid:"), ["65534"; 4], "{vm}: {status}");
         assert_eq!(field("Gid:"), ["65534"; 4], "{vm}");
         for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
@@ -87,7 +94,11 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
                 assert_eq!(v[0], "0000000000000000", "{vm}: {cap}");
             }
         }
-        assert_eq!(field("NoNewPrivs:"), ["1"], "{vm}: no privilege gain (the seccomp sandbox sets it)");
+        assert_eq!(
+            field("NoNewPrivs:"),
+            ["1"],
+            "{vm}: no privilege gain (the seccomp sandbox sets it)"
+        );
         assert_eq!(field("Seccomp:"), ["2"], "{vm}: the seccomp filter is on");
     }
 
