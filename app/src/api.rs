@@ -124,6 +124,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
             image: Some("tiny".into()),
             cpus: Some(1),
             memory_mib: Some(128),
+            restart: None,
         }),
         networks: vec![],
         nodes: vec![],

@@ -23,6 +23,7 @@ pub fn add_vm(t: &mut Topology, x: f64, y: f64) -> String {
         nics: vec![],
         routes: vec![],
         ip_forward: false,
+        restart: None,
         position: Some(Position { x, y }),
     });
     name

@@ -168,7 +168,14 @@ impl Ed {
                 vm,
                 state,
                 pid,
+                tail,
             } if l == lab => {
+                if state == "crashed" && !tail.is_empty() {
+                    self.error.set(Some(format!(
+                        "{vm} crashed. Its last console lines:\n{}",
+                        tail.join("\n")
+                    )));
+                }
                 self.states.update(|s| {
                     s.insert(vm, (state, pid));
                 });

@@ -45,6 +45,8 @@ pub enum LabError {
     Several(Vec<LabError>),
     #[error("{vm}: not running (state {state})")]
     NotRunning { vm: String, state: String },
+    #[error("network {network}: {what}")]
+    Network { network: String, what: String },
     #[error("{vm}: guest agent: {source}")]
     Agent {
         vm: String,
@@ -53,6 +55,60 @@ pub enum LabError {
 }
 
 pub type Result<T, E = LabError> = std::result::Result<T, E>;
+
+impl LabError {
+    /// The VMs this error is about (each `Vm` error, also inside `Several`).
+    pub fn failed_vms(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            LabError::Vm { vm, .. } | LabError::NotRunning { vm, .. } => [vm.clone()].into(),
+            LabError::Several(all) => all.iter().flat_map(|e| e.failed_vms()).collect(),
+            _ => Default::default(),
+        }
+    }
+
+    /// Only errors of single VMs or networks: the rest of the lab is fine.
+    pub fn is_partial(&self) -> bool {
+        match self {
+            LabError::Vm { .. } | LabError::Network { .. } => true,
+            LabError::Several(all) => all.iter().all(LabError::is_partial),
+            _ => false,
+        }
+    }
+
+    /// Several errors as one (none: `Ok`).
+    pub fn combine(mut errors: Vec<LabError>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(LabError::Several(errors)),
+        }
+    }
+}
+
+/// `e` with its causes, as one line: `cannot create X: No space left on device`.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s = format!("{s}: {c_s}");
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// `e` as an error of `vm` (unless it already names it).
+fn of_vm(vm: &str, e: LabError) -> LabError {
+    match e {
+        LabError::Vm { vm: ref v, .. } if v == vm => e,
+        e => LabError::Vm {
+            vm: vm.into(),
+            what: with_causes(&e),
+        },
+    }
+}
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LabError + 'a {
     move |source| LabError::Io {
@@ -92,6 +148,8 @@ pub struct Engine {
     pub run_as: Option<RunAs>,
     /// How many VMs are worked on at once (default: the number of cores).
     pub parallel: usize,
+    /// The QEMU binary VMs run with (default: qemu-system-x86_64 from PATH).
+    pub qemu: PathBuf,
     /// VMs whose console this process reads (see `watch_console`).
     consoles: std::sync::Arc<
         std::sync::Mutex<
@@ -110,6 +168,7 @@ impl Engine {
             parallel: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            qemu: PathBuf::from(vm::QEMU),
             consoles: Default::default(),
         })
     }
@@ -276,7 +335,13 @@ impl Engine {
                 VmState::Starting
             })
         } else if dir.join("qemu.pid").exists() {
-            Some(VmState::Crashed)
+            // Gone without being stopped: a crash, unless the guest powered
+            // itself off (the kernel's last words on the serial console).
+            Some(if powered_off(&dir) {
+                VmState::Stopped
+            } else {
+                VmState::Crashed
+            })
         } else if started.is_some() {
             Some(VmState::Stopped)
         } else {
@@ -412,6 +477,17 @@ impl Engine {
             vm: name.into(),
             what: "not in the topology".into(),
         })?;
+        // A base image removed from the store: said plainly, before QEMU
+        // fails on its backing file.
+        let image = t.node_image(node).unwrap_or_default();
+        if !self.images.exists(image)? {
+            return Err(LabError::Vm {
+                vm: name.into(),
+                what: format!(
+                    "its base image {image:?} is missing from the image store (see `minivm image list`)"
+                ),
+            });
+        }
         let hardware = plan::desired_hardware(t, name).expect("node exists");
         let seed_hash = plan::desired_seed_hash(t, name).expect("node exists");
         let mut taps = Vec::new();
@@ -449,7 +525,7 @@ impl Engine {
         .expect("serializes");
         crate::fsutil::write_atomic(&dir.join("hardware.json"), started.as_bytes())
             .map_err(io("write", &dir))?;
-        let child = vm::launch(&spec, taps, self.run_as).map_err(|e| LabError::Vm {
+        let child = vm::launch(&self.qemu, &spec, taps, self.run_as).map_err(|e| LabError::Vm {
             vm: name.into(),
             what: e.to_string(),
         })?;
@@ -528,6 +604,7 @@ impl Engine {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut pending: Vec<&str> = vms.to_vec();
+        let mut dead = Vec::new();
         loop {
             pending.retain(|n| {
                 let is_ready = self.vm_dir(lab, n).join("ready").exists();
@@ -537,22 +614,31 @@ impl Engine {
                 !is_ready
             });
             if pending.is_empty() {
-                return Ok(());
+                return LabError::combine(dead);
             }
             for n in &pending {
                 self.watch(&self.vm_dir(lab, n), n);
             }
+            // A QEMU that exited fails its VM; the others are still waited for.
             let procs = running_qemus(lab);
-            if let Some(dead) = pending.iter().find(|n| !procs.contains_key(**n)) {
+            pending.retain(|n| {
+                if procs.contains_key(*n) || self.vm_dir(lab, n).join("ready").exists() {
+                    return true;
+                }
                 let log =
-                    fs::read_to_string(self.vm_dir(lab, dead).join("qemu.log")).unwrap_or_default();
-                return Err(LabError::Vm {
-                    vm: dead.to_string(),
+                    fs::read_to_string(self.vm_dir(lab, n).join("qemu.log")).unwrap_or_default();
+                dead.push(LabError::Vm {
+                    vm: n.to_string(),
                     what: format!("QEMU exited: {}", log.trim()),
                 });
+                false
+            });
+            if pending.is_empty() {
+                return LabError::combine(dead);
             }
             if Instant::now() > deadline {
-                return Err(LabError::NotReady(timeout, pending.join(", ")));
+                dead.push(LabError::NotReady(timeout, pending.join(", ")));
+                return LabError::combine(dead);
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -629,6 +715,43 @@ impl Engine {
     }
 }
 
+/// The last `n` non-empty lines a VM wrote on its serial console (from
+/// its console.log), without control characters: what a crashed VM said
+/// last.
+pub fn console_tail(dir: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 8192;
+    let Ok(mut f) = fs::File::open(dir.join("console.log")) else {
+        return vec![];
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(WINDOW)));
+    let mut buf = Vec::new();
+    let _ = f.take(WINDOW).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            // A line rewritten with \r shows what was written last.
+            let l = l.rsplit('\r').find(|p| !p.trim().is_empty()).unwrap_or("");
+            l.chars().filter(|c| !c.is_control()).collect::<String>()
+        })
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let skip = lines.len().saturating_sub(n);
+    lines.drain(..skip);
+    lines
+}
+
+/// The guest powered itself off: its kernel printed "reboot: Power down"
+/// among its last console lines.
+fn powered_off(dir: &Path) -> bool {
+    console_tail(dir, 5)
+        .iter()
+        .any(|l| l.contains("reboot: Power down"))
+}
+
 fn pid_of(dir: &Path) -> Option<u32> {
     fs::read_to_string(dir.join("qemu.pid"))
         .ok()?
@@ -675,11 +798,17 @@ pub fn reconcile(
         if let Some(only) = only {
             p.per_vm.retain(|(vm, _)| only.contains(&vm.as_str()));
             p.after.clear();
-            p.before.retain(|s| {
-                matches!(
-                    s.action,
-                    Action::CreateNamespace { .. } | Action::CreateBridge { .. }
-                )
+            // Only the networks those VMs plug into.
+            let bridges: std::collections::BTreeSet<String> = only
+                .iter()
+                .filter_map(|vm| t.node(vm))
+                .flat_map(|n| &n.nics)
+                .map(|nic| topology::names::bridge_ifname(&t.name, &nic.network))
+                .collect();
+            p.before.retain(|s| match &s.action {
+                Action::CreateNamespace { .. } => true,
+                Action::CreateBridge { ifname, .. } => bridges.contains(ifname),
+                _ => false,
             });
         }
         let total =
@@ -697,11 +826,40 @@ pub fn reconcile(
             });
             host.apply(t, s)
         };
+        // Lab-wide objects first. A bridge that cannot be made (its name is
+        // taken by something not ours, say) fails its network: the VMs
+        // plugged into it are not started; the rest of the lab goes on.
+        let mut errors = Vec::new();
+        let mut failed_bridges = std::collections::BTreeMap::new();
         for s in &p.before {
-            run(s)?;
+            match (run(s), &s.action) {
+                (Ok(()), _) => {}
+                (Err(e), Action::CreateBridge { network, ifname }) => {
+                    tracing::warn!(lab = %t.name, %network, error = %e, "network failed");
+                    failed_bridges.insert(ifname.clone(), network.clone());
+                    errors.push(LabError::Network {
+                        network: network.clone(),
+                        what: with_causes(&e),
+                    });
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
+        p.per_vm.retain(|(vm, steps)| {
+            let blocked = steps.iter().find_map(|s| match &s.action {
+                Action::CreateTap { bridge, .. } => failed_bridges.get(bridge),
+                _ => None,
+            });
+            if let Some(network) = blocked {
+                errors.push(LabError::Vm {
+                    vm: vm.clone(),
+                    what: format!("not started: its network {network} failed"),
+                });
+            }
+            blocked.is_none()
+        });
         let queue = std::sync::Mutex::new(p.per_vm.iter());
-        let errors = std::sync::Mutex::new(Vec::new());
+        let errors = std::sync::Mutex::new(errors);
         std::thread::scope(|scope| {
             for _ in 0..parallel.max(1).min(p.per_vm.len()) {
                 scope.spawn(|| loop {
@@ -711,7 +869,7 @@ pub fn reconcile(
                     for s in steps {
                         if let Err(e) = run(s) {
                             tracing::warn!(lab = %t.name, %vm, error = %e, "step failed");
-                            errors.lock().expect("not poisoned").push(e);
+                            errors.lock().expect("not poisoned").push(of_vm(vm, e));
                             break;
                         }
                     }
@@ -719,16 +877,12 @@ pub fn reconcile(
             }
         });
         let mut errors = errors.into_inner().expect("not poisoned");
-        if !errors.is_empty() {
-            return Err(if errors.len() == 1 {
-                errors.remove(0)
-            } else {
-                LabError::Several(errors)
-            });
-        }
         for s in &p.after {
-            run(s)?;
+            if let Err(e) = run(s) {
+                errors.push(e);
+            }
         }
+        LabError::combine(errors)?;
         done.extend(p.before);
         done.extend(p.per_vm.into_iter().flat_map(|(_, s)| s));
         done.extend(p.after);

@@ -31,23 +31,29 @@ pub enum OpsError {
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// What `up` did.
+#[derive(Debug)]
 pub struct UpReport {
     pub steps: Vec<Step>,
     pub elapsed: Duration,
 }
 
-/// Refuses a lab that names an image the store does not have.
+/// Refuses a lab none of whose VMs has its image in the store: nothing
+/// could run (an empty store, a typo in `defaults.image`), so nothing is
+/// made. A lab where only some VMs lack theirs comes up without them, each
+/// failing with its own error.
 pub fn check_images(engine: &Engine, t: &Topology) -> Result<()> {
+    let mut first_missing = None;
     for n in &t.nodes {
         let image = t.node_image(n).unwrap_or_default();
-        if !engine.images.exists(image)? {
-            return Err(OpsError::NoImage {
-                node: n.name.clone(),
-                image: image.to_string(),
-            });
+        if engine.images.exists(image)? {
+            return Ok(());
         }
+        first_missing.get_or_insert_with(|| OpsError::NoImage {
+            node: n.name.clone(),
+            image: image.to_string(),
+        });
     }
-    Ok(())
+    first_missing.map_or(Ok(()), Err)
 }
 
 fn check_vms(t: &Topology, vms: &[&str]) -> Result<()> {
@@ -89,16 +95,43 @@ pub fn up(
         store.put_from_file(t, f)?;
     }
     let started = Instant::now();
-    let steps = engine.reconcile(t, None, &|p| say(step_line(p)))?;
     let vms: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
-    say(format!("waiting for {} VM(s) to be ready", vms.len()));
-    engine.wait_ready(&t.name, &vms, timeout, &|vm, after| {
-        say(format!("{vm} is ready ({:.1} s)", after.as_secs_f64()))
-    })?;
+    let steps = reconcile_and_wait(engine, t, None, &vms, timeout, say)?;
     Ok(UpReport {
         steps,
         elapsed: started.elapsed(),
     })
+}
+
+/// Reconciles (all of `t`, or `only`), then waits for `vms` to be ready.
+/// A VM or network that fails does not stop the rest: the others are still
+/// waited for, and then every failure is returned together.
+fn reconcile_and_wait(
+    engine: &Engine,
+    t: &Topology,
+    only: Option<&[&str]>,
+    vms: &[&str],
+    timeout: Duration,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<Vec<Step>> {
+    let (steps, mut errors) = match engine.reconcile(t, only, &|p| say(step_line(p))) {
+        Ok(steps) => (steps, vec![]),
+        Err(e) if e.is_partial() => (vec![], vec![e]),
+        Err(e) => return Err(e.into()),
+    };
+    let failed = errors.first().map(LabError::failed_vms).unwrap_or_default();
+    for e in &errors {
+        say(format!("failed: {e}"));
+    }
+    let rest: Vec<&str> = vms.iter().copied().filter(|v| !failed.contains(*v)).collect();
+    say(format!("waiting for {} VM(s) to be ready", rest.len()));
+    if let Err(e) = engine.wait_ready(&t.name, &rest, timeout, &|vm, after| {
+        say(format!("{vm} is ready ({:.1} s)", after.as_secs_f64()))
+    }) {
+        errors.push(e);
+    }
+    LabError::combine(errors)?;
+    Ok(steps)
 }
 
 /// Starts some VMs of a stored lab (and what they need), waits until ready.
@@ -110,17 +143,13 @@ pub fn start(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     check_vms(t, vms)?;
-    check_images(engine, t)?;
     let _lock = engine.lock(&t.name, &|| {
         say(format!(
             "waiting for another command working on lab {:?}",
             t.name
         ))
     })?;
-    engine.reconcile(t, Some(vms), &|p| say(step_line(p)))?;
-    engine.wait_ready(&t.name, vms, timeout, &|vm, after| {
-        say(format!("{vm} is ready ({:.1} s)", after.as_secs_f64()))
-    })?;
+    reconcile_and_wait(engine, t, Some(vms), vms, timeout, say)?;
     Ok(())
 }
 
@@ -162,4 +191,20 @@ pub fn down(
     ));
     engine.down(lab, cleanup)?;
     Ok(())
+}
+
+/// Starts `vm` again if it is still crashed (the restart policy's step):
+/// under the lab's lock, so a `down` or `stop` in between wins. Returns
+/// whether it was started. Does not wait for readiness.
+pub fn restart_crashed(engine: &Engine, t: &Topology, vm: &str) -> Result<bool> {
+    check_vms(t, &[vm])?;
+    let _lock = engine.lock(&t.name, &|| {})?;
+    let crashed = crate::lab::vm_states(engine, t)
+        .get(vm)
+        .is_some_and(|(s, _)| *s == Some(crate::lifecycle::VmState::Crashed));
+    if !crashed {
+        return Ok(false);
+    }
+    engine.reconcile(t, Some(&[vm]), &|_| {})?;
+    Ok(true)
 }

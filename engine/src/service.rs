@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use topology::events::EventKind;
-use topology::Topology;
+use topology::{RestartPolicy, Topology};
 
 use crate::events::EventBus;
 use crate::lab::Engine;
@@ -96,19 +96,28 @@ impl Service {
     /// saved or deleted. Also reads the console of VMs that wait for a
     /// reader (started by a command that exited), so that they boot and
     /// their readiness is seen.
+    ///
+    /// A QEMU's exit is pushed, not polled: the watcher holds a pidfd of
+    /// every live QEMU and sleeps in poll(2) on them, so it wakes the
+    /// moment one exits. A crash is published with the VM's last console
+    /// lines, and a VM whose restart policy is `on-failure` is started
+    /// again after a backoff.
     pub fn watch(self: Arc<Self>) {
         std::thread::spawn(move || {
             let mut seen = Seen::default();
             let mut labs: Vec<(String, Topology)> = Vec::new();
+            let mut exits = Exits::default();
+            let mut restarts = Restarts::default();
             let mut tick = 0u64;
             loop {
                 if tick % 10 == 0 {
                     labs = self.store.list_with_topologies().unwrap_or_default();
                     self.diff_revisions(&mut seen);
                 }
-                let mut procs = crate::lab::all_qemus();
+                let mut all = crate::lab::all_qemus();
+                exits.track(all.values().flat_map(|vms| vms.values().copied()));
                 for (_, t) in &labs {
-                    let procs = procs.remove(&t.name).unwrap_or_default();
+                    let procs = all.remove(&t.name).unwrap_or_default();
                     for (vm, now) in self.states_with(t, &procs) {
                         // Read every live VM's console: readiness is seen,
                         // and the scrollback grows from boot on.
@@ -116,19 +125,72 @@ impl Service {
                             self.engine.watch_if_needed(&t.name, &vm);
                         }
                         let key = (t.name.clone(), vm.clone());
-                        if seen.states.get(&key) != Some(&now) {
-                            self.bus.publish(EventKind::VmState {
-                                lab: t.name.clone(),
-                                vm,
-                                state: now.0.clone(),
-                                pid: now.1,
-                            });
-                            seen.states.insert(key, now);
+                        let before = seen.states.get(&key).map(|s| s.0.clone());
+                        if seen.states.get(&key) == Some(&now) {
+                            continue;
                         }
+                        let crashed = now.0 == "crashed"
+                            && before.as_deref().is_some_and(|b| b != "crashed");
+                        let tail = if crashed {
+                            crate::lab::console_tail(&self.engine.vm_dir(&t.name, &vm), 10)
+                        } else {
+                            vec![]
+                        };
+                        if crashed {
+                            tracing::warn!(lab = %t.name, %vm, last = ?tail.last(), "VM crashed");
+                        }
+                        self.bus.publish(EventKind::VmState {
+                            lab: t.name.clone(),
+                            vm: vm.clone(),
+                            state: now.0.clone(),
+                            pid: now.1,
+                            tail,
+                        });
+                        restarts.saw(&key, &now.0);
+                        if crashed {
+                            if let Some(node) = t.node(&vm) {
+                                if t.node_restart(node) == RestartPolicy::OnFailure {
+                                    let delay = restarts.next_delay(&key);
+                                    self.restart_later(t, &vm, delay, restarts.attempts(&key));
+                                }
+                            }
+                        }
+                        seen.states.insert(key, now);
                     }
                 }
                 tick += 1;
-                std::thread::sleep(WATCH_INTERVAL);
+                exits.wait(WATCH_INTERVAL);
+            }
+        });
+    }
+
+    /// The restart policy's step: after `delay`, starts `vm` again if it is
+    /// still crashed (a stop or `down` in between wins) and the stored lab
+    /// still asks for it.
+    fn restart_later(self: &Arc<Self>, t: &Topology, vm: &str, delay: Duration, attempt: u32) {
+        let say = self.sayer(&t.name);
+        say(format!(
+            "{vm} crashed; restart policy on-failure: restarting in {:.0} s (attempt {attempt})",
+            delay.as_secs_f64()
+        ));
+        let lab = t.name.clone();
+        let vm = vm.to_string();
+        self.spawn(&lab.clone(), move |me| {
+            std::thread::sleep(delay);
+            let (t, _) = me.store.get(&lab).map_err(|e| e.to_string())?;
+            let wanted = t
+                .node(&vm)
+                .is_some_and(|n| t.node_restart(n) == RestartPolicy::OnFailure);
+            if !wanted {
+                return Ok(());
+            }
+            match crate::ops::restart_crashed(&me.engine, &t, &vm) {
+                Ok(true) => {
+                    me.sayer(&lab)(format!("{vm} restarted (attempt {attempt})"));
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(format!("{vm}: restart failed: {e}")),
             }
         });
     }
@@ -157,5 +219,157 @@ impl Service {
             seen.states.retain(|(l, _), _| l != lab);
         }
         seen.revisions = now;
+    }
+}
+
+/// Backoff of the restart policy, per VM: 1 s, 2 s, 4 s, ... up to 30 s;
+/// back to 1 s once the VM has been running for a minute.
+#[derive(Default)]
+struct Restarts {
+    vms: BTreeMap<(String, String), Backoff>,
+}
+
+#[derive(Default)]
+struct Backoff {
+    attempts: u32,
+    running_since: Option<std::time::Instant>,
+}
+
+/// The longest wait between restarts.
+pub const RESTART_MAX_DELAY: Duration = Duration::from_secs(30);
+/// A VM that ran this long before it crashed starts the backoff afresh.
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The wait before restart attempt `attempt` (from 1).
+pub fn restart_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(RESTART_MAX_DELAY)
+}
+
+impl Restarts {
+    fn saw(&mut self, key: &(String, String), state: &str) {
+        let b = self.vms.entry(key.clone()).or_default();
+        match state {
+            "running" => b.running_since = Some(std::time::Instant::now()),
+            "crashed" => {}
+            _ => b.running_since = None,
+        }
+    }
+
+    fn next_delay(&mut self, key: &(String, String)) -> Duration {
+        let b = self.vms.entry(key.clone()).or_default();
+        if b
+            .running_since
+            .is_some_and(|t| t.elapsed() >= RESTART_RESET_AFTER)
+        {
+            b.attempts = 0;
+        }
+        b.running_since = None;
+        b.attempts += 1;
+        restart_delay(b.attempts)
+    }
+
+    fn attempts(&self, key: &(String, String)) -> u32 {
+        self.vms.get(key).map_or(0, |b| b.attempts)
+    }
+}
+
+/// pidfds of the live QEMUs: poll(2) on them wakes the watcher the moment
+/// one exits.
+#[derive(Default)]
+struct Exits {
+    fds: BTreeMap<u32, std::os::fd::OwnedFd>,
+}
+
+impl Exits {
+    /// Holds a pidfd for each of `live`, drops those of the others.
+    fn track(&mut self, live: impl Iterator<Item = u32>) {
+        use std::os::fd::FromRawFd;
+        let live: std::collections::BTreeSet<u32> = live.collect();
+        self.fds.retain(|pid, _| live.contains(pid));
+        for pid in live {
+            if self.fds.contains_key(&pid) {
+                continue;
+            }
+            // SAFETY: pidfd_open(2) returns a new fd or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+            if fd >= 0 {
+                // SAFETY: a fresh fd that nothing else owns.
+                let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+                self.fds.insert(pid, fd);
+            }
+        }
+    }
+
+    /// Sleeps until `timeout` passes or a tracked QEMU exits; reaps those
+    /// that were this process's children (started by the web app).
+    fn wait(&mut self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut polls: Vec<libc::pollfd> = self
+            .fds
+            .values()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll(2) on an array of valid pollfds we own.
+        let n = unsafe {
+            libc::poll(
+                polls.as_mut_ptr(),
+                polls.len() as libc::nfds_t,
+                timeout.as_millis() as i32,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let pids: Vec<u32> = self.fds.keys().copied().collect();
+        for (pid, p) in pids.into_iter().zip(&polls) {
+            if p.revents != 0 {
+                // SAFETY: waitpid(2) with WNOHANG; ECHILD when not ours.
+                unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
+                self.fds.remove(&pid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_up_to_its_cap() {
+        let got: Vec<u64> = (1..=8).map(|a| restart_delay(a).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn backoff_starts_afresh_after_a_long_run() {
+        let mut r = Restarts::default();
+        let k = ("lab".to_string(), "vm".to_string());
+        r.saw(&k, "running");
+        assert_eq!(r.next_delay(&k), Duration::from_secs(1));
+        r.saw(&k, "starting");
+        r.saw(&k, "running");
+        assert_eq!(r.next_delay(&k), Duration::from_secs(2));
+        r.saw(&k, "running");
+        r.vms.get_mut(&k).unwrap().running_since =
+            Some(std::time::Instant::now() - RESTART_RESET_AFTER);
+        assert_eq!(r.next_delay(&k), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_pidfd_wakes_the_watcher_when_its_process_exits() {
+        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut e = Exits::default();
+        e.track([child.id()].into_iter());
+        let t = std::time::Instant::now();
+        e.wait(Duration::from_secs(5));
+        let waited = t.elapsed();
+        assert!(waited < Duration::from_secs(4), "woke after {waited:?}");
+        assert!(e.fds.is_empty());
+        let _ = child.wait();
     }
 }

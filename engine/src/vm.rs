@@ -23,8 +23,12 @@ pub enum VmError {
         path: String,
         source: std::io::Error,
     },
-    #[error("VM {vm}: qemu-system-x86_64 cannot start")]
-    Spawn { vm: String, source: std::io::Error },
+    #[error("VM {vm}: {binary} cannot start: {source}")]
+    Spawn {
+        vm: String,
+        binary: String,
+        source: std::io::Error,
+    },
 }
 
 /// Who QEMU runs as.
@@ -46,7 +50,15 @@ pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,re
 /// Launches `spec`. Its TAP NICs must be `NicBackend::TapFd(3)`,
 /// `TapFd(4)`, ... in order, and `taps` the matching open TAP queues.
 /// QEMU's stdout and stderr go to `<run_dir>/qemu.log`.
-pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Result<Child, VmError> {
+/// The QEMU binary used unless the engine is told otherwise.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+pub fn launch(
+    qemu_binary: &std::path::Path,
+    spec: &VmSpec,
+    taps: Vec<OwnedFd>,
+    run_as: Option<RunAs>,
+) -> Result<Child, VmError> {
     let tap_nics = spec
         .nics
         .iter()
@@ -70,7 +82,7 @@ pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Resul
         path: log_path.display().to_string(),
         source,
     })?;
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = Command::new(qemu_binary);
     cmd.args(qemu::argv(spec))
         .args(["-sandbox", SANDBOX])
         .stdin(Stdio::null())
@@ -111,6 +123,7 @@ pub fn launch(spec: &VmSpec, taps: Vec<OwnedFd>, run_as: Option<RunAs>) -> Resul
         });
     }
     let child = cmd.spawn().map_err(|source| VmError::Spawn {
+        binary: qemu_binary.display().to_string(),
         vm: spec.name.clone(),
         source,
     })?;

@@ -25,6 +25,9 @@ pub enum EventKind {
         vm: String,
         state: String,
         pid: Option<u32>,
+        /// With `crashed`: the VM's last console lines.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tail: Vec<String>,
     },
     /// A lab was saved (anywhere) with this revision; `None`: deleted.
     LabChanged {

@@ -37,6 +37,20 @@ pub struct Defaults {
     pub cpus: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+}
+
+/// What the server does when a VM's QEMU exits without being asked to
+/// (a crash, a kill): `no` leaves it crashed; `on-failure` starts it again
+/// after a backoff (1 s, doubling up to 30 s; reset once it has run 60 s).
+/// A guest that powers itself off is stopped, not failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    OnFailure,
 }
 
 /// A multi-access network: one Linux bridge.
@@ -72,6 +86,9 @@ pub struct Node {
     /// Forward IPv4 packets between NICs (a router VM sets true).
     #[serde(default, skip_serializing_if = "is_false")]
     pub ip_forward: bool,
+    /// Restart policy; see [`RestartPolicy`]. Default: defaults.restart, else `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
 }
@@ -158,6 +175,12 @@ impl Topology {
         node.cpus
             .or_else(|| self.defaults.as_ref().and_then(|d| d.cpus))
             .unwrap_or(DEFAULT_CPUS)
+    }
+
+    pub fn node_restart(&self, node: &Node) -> RestartPolicy {
+        node.restart
+            .or_else(|| self.defaults.as_ref().and_then(|d| d.restart))
+            .unwrap_or_default()
     }
 
     pub fn node_memory_mib(&self, node: &Node) -> u32 {

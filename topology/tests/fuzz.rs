@@ -148,6 +148,9 @@ fn fuzz(cases: u32, prop: impl Fn(&mut TestRunner) -> Result<(), String>) {
             panic!("{e}");
         }
         rounds += 1;
+        if secs.is_some() && rounds % 2000 == 0 {
+            eprintln!("{} cases so far", rounds * u64::from(cases));
+        }
         match deadline {
             Some(d) if Instant::now() < d => continue,
             _ => break,

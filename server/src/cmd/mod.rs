@@ -16,11 +16,12 @@ use std::path::Path;
 /// choice (probed on first use), QEMU as `nobody`.
 pub fn engine(state_dir: &Path) -> anyhow::Result<engine::lab::Engine> {
     let accel = engine::accel::choose(state_dir);
-    Ok(engine::lab::Engine::new(
-        state_dir,
-        accel,
-        Some(engine::vm::NOBODY),
-    )?)
+    let mut e = engine::lab::Engine::new(state_dir, accel, Some(engine::vm::NOBODY))?;
+    // Another QEMU build (or a wrapper) for the VMs.
+    if let Some(q) = std::env::var_os("MINIVM_QEMU") {
+        e.qemu = q.into();
+    }
+    Ok(e)
 }
 
 /// Progress of an operation on stderr, indented under its command.
