@@ -49,6 +49,27 @@ mod host {
         ServerFnError::new(e.to_string())
     }
 
+    /// Sets the HTTP status of this server function's answer.
+    fn status(code: http::StatusCode) {
+        if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+            r.set_status(code);
+        }
+    }
+
+    /// A store error, with the HTTP status that says what kind it is: a
+    /// stale revision or a name in use is 409 Conflict, an unknown lab 404,
+    /// bad input 400.
+    pub fn store_err(e: engine::store::StoreError) -> ServerFnError {
+        use engine::store::StoreError::*;
+        status(match &e {
+            Conflict { .. } | InUse { .. } => http::StatusCode::CONFLICT,
+            NotFound(_) => http::StatusCode::NOT_FOUND,
+            BadName { .. } | Invalid { .. } => http::StatusCode::BAD_REQUEST,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        });
+        err(e)
+    }
+
     /// Runs blocking engine work off the async runtime.
     pub async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static,
@@ -62,6 +83,7 @@ mod host {
         if running.is_empty() {
             Ok(())
         } else {
+            status(http::StatusCode::CONFLICT);
             let vms: Vec<&str> = running.keys().map(String::as_str).collect();
             Err(ServerFnError::new(format!(
                 "cannot {what} lab {lab:?} while VMs run ({}); stop the lab first",
@@ -74,7 +96,7 @@ mod host {
 /// Every lab in the state directory, sorted by name.
 #[server(endpoint = "list_labs")]
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
-    let labs = host::store()?.list().map_err(host::err)?;
+    let labs = host::store()?.list().map_err(host::store_err)?;
     Ok(labs
         .into_iter()
         .map(|l| LabSummary {
@@ -91,7 +113,7 @@ pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
 pub async fn get_lab(name: String) -> Result<LabView, ServerFnError> {
     let s = host::service()?;
     let seq = s.bus.last_seq();
-    let (topology, revision) = s.store.get(&name).map_err(host::err)?;
+    let (topology, revision) = s.store.get(&name).map_err(host::store_err)?;
     let states = s.states(&topology);
     Ok(LabView {
         topology,
@@ -130,7 +152,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
         nodes: vec![],
         network_mode: Default::default(),
     };
-    host::store()?.put(&t, None).map_err(host::err)?;
+    host::store()?.put(&t, None).map_err(host::store_err)?;
     Ok(name)
 }
 
@@ -140,16 +162,18 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
 #[server(endpoint = "save_lab")]
 pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
     let t: Topology = serde_json::from_str(&topology_json).map_err(host::err)?;
-    host::store()?.put(&t, Some(&revision)).map_err(host::err)
+    host::store()?
+        .put(&t, Some(&revision))
+        .map_err(host::store_err)
 }
 
 /// A copy of a lab under a new name.
 #[server(endpoint = "duplicate_lab")]
 pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnError> {
     let store = host::store()?;
-    let (mut t, _) = store.get(&from).map_err(host::err)?;
+    let (mut t, _) = store.get(&from).map_err(host::store_err)?;
     t.name = to.clone();
-    store.put(&t, None).map_err(host::err)?;
+    store.put(&t, None).map_err(host::store_err)?;
     Ok(to)
 }
 
@@ -158,9 +182,9 @@ pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnE
 pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnError> {
     let s = host::service()?;
     host::refuse_if_running(&from, "rename")?;
-    let (mut t, _) = s.store.get(&from).map_err(host::err)?;
+    let (mut t, _) = s.store.get(&from).map_err(host::store_err)?;
     t.name = to.clone();
-    s.store.put(&t, None).map_err(host::err)?;
+    s.store.put(&t, None).map_err(host::store_err)?;
     host::blocking(move || {
         engine::ops::down(&s.engine, &from, true, &|_| {}).map_err(host::err)?;
         Ok(to)
@@ -173,7 +197,7 @@ pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnErro
 pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
     let s = host::service()?;
     host::refuse_if_running(&name, "delete")?;
-    s.store.get(&name).map_err(host::err)?;
+    s.store.get(&name).map_err(host::store_err)?;
     host::blocking(move || engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::err))
         .await
 }
@@ -205,7 +229,7 @@ pub async fn import_lab(text: String, name: Option<String>) -> Result<String, Se
                 .join("\n"),
         ));
     }
-    host::store()?.put(&t, None).map_err(host::err)?;
+    host::store()?.put(&t, None).map_err(host::store_err)?;
     Ok(t.name)
 }
 
@@ -218,7 +242,7 @@ pub async fn lab_action(
     #[server(default)] vms: Vec<String>,
 ) -> Result<(), ServerFnError> {
     let s = host::service()?;
-    let (t, _) = s.store.get(&lab).map_err(host::err)?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
     let vms: Vec<String> = if vms.is_empty() {
         t.nodes.iter().map(|n| n.name.clone()).collect()
     } else {
@@ -274,7 +298,7 @@ pub struct CheckCell {
 #[server(endpoint = "check_lab")]
 pub async fn check_lab(lab: String) -> Result<Vec<CheckCell>, ServerFnError> {
     let s = host::service()?;
-    let (t, _) = s.store.get(&lab).map_err(host::err)?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
     host::blocking(move || {
         Ok(engine::check::run(&s.engine, &t, 8)
             .into_iter()
@@ -309,7 +333,7 @@ pub async fn exec_vm(lab: String, vm: String, line: String) -> Result<ExecOutput
         return Err(ServerFnError::new("type a command"));
     }
     let s = host::service()?;
-    s.store.get(&lab).map_err(host::err)?;
+    s.store.get(&lab).map_err(host::store_err)?;
     host::blocking(move || {
         let r = s
             .engine

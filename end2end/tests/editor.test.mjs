@@ -168,11 +168,12 @@ test('draw a lab with the mouse, run it, export, import, stop, delete', { timeou
   await page.waitForFunction(() => !document.querySelector('a[data-lab="drawn"]'));
   assert.ok(!execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes('minivm-drawn '));
   // The refused delete is the one failed request this page may show.
-  const refused = errors.filter((e) => /\/api\/delete_lab$/.test(e)).length;
-  assert.equal(refused, 1);
-  const console500 = errors.filter((e) => /status of 500/.test(e)).length;
-  assert.ok(console500 <= refused);
-  assert.deepEqual(errors.filter((e) => !/delete_lab|status of 500/.test(e)), []);
+  // It is answered 409 Conflict.
+  const refused = errors.filter((e) => /^409 .*\/api\/delete_lab$/.test(e)).length;
+  assert.equal(refused, 1, errors.join('\n'));
+  const console409 = errors.filter((e) => /status of 409/.test(e)).length;
+  assert.ok(console409 <= refused);
+  assert.deepEqual(errors.filter((e) => !/delete_lab|status of 409/.test(e)), []);
   await watcher.page.close();
   await page.close();
 });
@@ -206,7 +207,8 @@ test('a second page sees edits live; a stale save is refused', async () => {
   await b.page.screenshot({ path: join(screenshotDir, 'stale-save.png') });
   assert.deepEqual(a.errors, []);
   // The refused save is the one failed request B may show.
-  assert.deepEqual(b.errors.filter((e) => !/save_lab|status of 500/.test(e)), []);
+  assert.deepEqual(b.errors.filter((e) => !/save_lab|status of 409/.test(e)), []);
+  assert.ok(b.errors.some((e) => /^409 .*\/api\/save_lab$/.test(e)), b.errors.join('\n'));
   await a.page.close();
   await b.page.close();
 });

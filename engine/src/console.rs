@@ -92,6 +92,8 @@ fn read(console: &Console, dir: &PathBuf, marker: &str) {
     if let Ok(w) = stream.try_clone() {
         *console.writer.lock().expect("not poisoned") = Some(w);
     }
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    recover_ready(dir, marker, connected.clone());
     let log_path = dir.join("console.log");
     let mut log = fs::OpenOptions::new()
         .create(true)
@@ -133,6 +135,52 @@ fn read(console: &Console, dir: &PathBuf, marker: &str) {
         }
     }
     *console.writer.lock().expect("not poisoned") = None;
+    connected.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The guest says it is ready once, on the serial line. Said while nobody
+/// read it (the reader was killed, and the guest spoke before the next one
+/// connected), it is lost there; this recovers it. From `console.log` when
+/// the line got that far (a reader killed between logging it and writing
+/// the marker); else from the guest itself, once the reader has waited a
+/// while: its agent is asked whether `/run/minivm-ready` exists (the guest
+/// makes it just before it prints the line).
+fn recover_ready(dir: &Path, marker: &str, connected: Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let ready = dir.join("ready");
+    let logged = fs::read(dir.join("console.log")).is_ok_and(|log| {
+        String::from_utf8_lossy(&log)
+            .lines()
+            .any(|l| l.contains(marker))
+    });
+    if logged {
+        let _ = fs::write(&ready, b"");
+        return;
+    }
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while connected.load(Ordering::SeqCst) && !ready.exists() && Instant::now() < deadline {
+            let said =
+                crate::qga::Qga::connect(&crate::qemu::qga_socket(&dir), Duration::from_secs(1))
+                    .and_then(|mut q| {
+                        let h = q.execute(
+                            "guest-file-open",
+                            Some(serde_json::json!({"path": "/run/minivm-ready", "mode": "r"})),
+                        )?;
+                        let _ =
+                            q.execute("guest-file-close", Some(serde_json::json!({"handle": h})));
+                        Ok(())
+                    });
+            if said.is_ok() && connected.load(Ordering::SeqCst) {
+                tracing::info!(dir = %dir.display(), "readiness recovered from the guest agent");
+                let _ = fs::write(&ready, b"");
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
 }
 
 #[cfg(test)]

@@ -182,30 +182,18 @@ impl Engine {
         let mut told = false;
         loop {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-            let file = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io("open", &path))?;
-            // SAFETY: flock(2) on an fd we own.
-            let mut rc = unsafe {
-                libc::flock(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    libc::LOCK_EX | libc::LOCK_NB,
-                )
-            };
-            if rc != 0 {
-                if !told {
-                    waiting();
-                    told = true;
+            let file = match crate::fsutil::lock_file(&path, false).map_err(io("lock", &path))? {
+                Some(f) => f,
+                None => {
+                    if !told {
+                        waiting();
+                        told = true;
+                    }
+                    crate::fsutil::lock_file(&path, true)
+                        .map_err(io("lock", &path))?
+                        .expect("a waiting lock is always taken")
                 }
-                // SAFETY: as above, blocking this time.
-                rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-            }
-            if rc != 0 {
-                return Err(io("lock", &path)(std::io::Error::last_os_error()));
-            }
+            };
             // `down --cleanup` may have removed the directory while we waited:
             // then the lock we hold is on a deleted file; take a fresh one.
             let held = file.metadata().map_err(io("stat", &path))?;
@@ -552,13 +540,18 @@ impl Engine {
         // A guest that has not said it is ready has no acpid listening yet
         // (and nothing worth a clean shutdown): it is quit at once.
         let booted = dir.join("ready").exists();
-        if booted {
-            if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
-                let _ = q.execute("system_powerdown");
-            }
-        }
         let deadline = Instant::now() + if booted { grace } else { Duration::ZERO };
+        // The power button is pressed again every 2 s: a guest that has
+        // just said it is ready may not listen to it yet (it starts acpid
+        // right after), and a press it missed is lost.
+        let mut pressed: Option<Instant> = None;
         while qemu_alive(pid, lab, name) && Instant::now() < deadline {
+            if pressed.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                if let Ok(mut q) = crate::qmp::Qmp::connect(&qemu::qmp_socket(&dir)) {
+                    let _ = q.execute("system_powerdown");
+                }
+                pressed = Some(Instant::now());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         if qemu_alive(pid, lab, name) {

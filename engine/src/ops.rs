@@ -123,7 +123,11 @@ fn reconcile_and_wait(
     for e in &errors {
         say(format!("failed: {e}"));
     }
-    let rest: Vec<&str> = vms.iter().copied().filter(|v| !failed.contains(*v)).collect();
+    let rest: Vec<&str> = vms
+        .iter()
+        .copied()
+        .filter(|v| !failed.contains(*v))
+        .collect();
     say(format!("waiting for {} VM(s) to be ready", rest.len()));
     if let Err(e) = engine.wait_ready(&t.name, &rest, timeout, &|vm, after| {
         say(format!("{vm} is ready ({:.1} s)", after.as_secs_f64()))

@@ -129,8 +129,8 @@ impl Service {
                         if seen.states.get(&key) == Some(&now) {
                             continue;
                         }
-                        let crashed = now.0 == "crashed"
-                            && before.as_deref().is_some_and(|b| b != "crashed");
+                        let crashed =
+                            now.0 == "crashed" && before.as_deref().is_some_and(|b| b != "crashed");
                         let tail = if crashed {
                             crate::lab::console_tail(&self.engine.vm_dir(&t.name, &vm), 10)
                         } else {
@@ -257,8 +257,7 @@ impl Restarts {
 
     fn next_delay(&mut self, key: &(String, String)) -> Duration {
         let b = self.vms.entry(key.clone()).or_default();
-        if b
-            .running_since
+        if b.running_since
             .is_some_and(|t| t.elapsed() >= RESTART_RESET_AFTER)
         {
             b.attempts = 0;
@@ -362,7 +361,10 @@ mod tests {
 
     #[test]
     fn a_pidfd_wakes_the_watcher_when_its_process_exits() {
-        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
         let mut e = Exits::default();
         e.track([child.id()].into_iter());
         let t = std::time::Instant::now();

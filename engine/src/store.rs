@@ -74,6 +74,21 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 
 pub use topology::revision_of;
 
+/// Removes the temporary files of `file` that a writer killed mid-save
+/// left (`.<file>.<pid>.<n>.tmp`). Called under the store's lock, when no
+/// other save of this lab can be under way.
+fn remove_stale_temps(dir: &Path, file: &str) {
+    let prefix = format!(".{file}.");
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 impl LabStore {
     /// Opens (creating if needed) the store under `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Self> {
@@ -150,6 +165,21 @@ impl LabStore {
     /// and fails if one exists; `Some(rev)` fails unless the stored revision
     /// is still `rev`. Returns the new revision.
     pub fn put(&self, t: &Topology, expected: Option<&str>) -> Result<String> {
+        let _lock = self.lock()?;
+        self.put_locked(t, expected)
+    }
+
+    /// Holds the store's write lock (flock, across processes and threads):
+    /// a save compares the revision and writes as one step, so of two saves
+    /// from the same revision exactly one wins.
+    fn lock(&self) -> Result<fs::File> {
+        let path = self.labs_dir.join(".store.lock");
+        crate::fsutil::lock_file(&path, true)
+            .map_err(io_err("lock", &path))
+            .map(|f| f.expect("a waiting lock is always taken"))
+    }
+
+    fn put_locked(&self, t: &Topology, expected: Option<&str>) -> Result<String> {
         let problems = topology::validate(t);
         if !problems.is_empty() {
             return Err(StoreError::Invalid {
@@ -172,6 +202,7 @@ impl LabStore {
             });
         }
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        remove_stale_temps(&dir, TOPOLOGY_FILE);
         let bytes = to_json(t).into_bytes();
         let path = dir.join(TOPOLOGY_FILE);
         write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
@@ -220,8 +251,9 @@ impl LabStore {
     /// [`check_from_file`](Self::check_from_file); nothing is written when
     /// that refuses. Returns the new revision.
     pub fn put_from_file(&self, t: &Topology, file: &Path) -> Result<String> {
+        let _lock = self.lock()?;
         let current = self.check_from_file(t, file)?;
-        let rev = self.put(t, current.as_deref())?;
+        let rev = self.put_locked(t, current.as_deref())?;
         let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
         let path = self.lab_dir(&t.name)?.join(SOURCE_FILE);
         write_atomic(&path, file.as_os_str().as_encoded_bytes()).map_err(io_err("write", &path))?;

@@ -6,16 +6,15 @@
 //! that names it and says why; the rest of the lab comes up and keeps
 //! running. Needs root.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use engine::accel::{Accel, Choice};
-use engine::image::{self, ImageStore};
 use engine::lab::Engine;
 use engine::store::LabStore;
-use engine::vm::NOBODY;
 use topology::names::{bridge_ifname, netns_name};
 
 const LAB: &str = "version: 1
@@ -31,18 +30,6 @@ nodes:
   - {name: noimg, image: gone, nics: [{network: lan}]}
   - {name: blocked, nics: [{network: taken}]}
 ";
-
-fn engine(state: &Path) -> Engine {
-    Engine::new(
-        state,
-        Choice {
-            accel: Accel::Tcg,
-            reason: "test".into(),
-        },
-        Some(NOBODY),
-    )
-    .unwrap()
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -68,11 +55,7 @@ impl Drop for Cleanup<'_> {
 
 #[test]
 fn each_fault_fails_only_its_vm_or_network() {
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let images = ImageStore::open(state.path()).unwrap();
-    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
-    let engine = engine(state.path());
+    let (state, images, engine) = common::engine_with_image();
     let mut t = topology::parse_and_validate(LAB, topology::Format::Yaml).unwrap();
     t.name = format!("faults-test-{}", std::process::id());
     let lab = t.name.clone();
@@ -114,9 +97,14 @@ fn each_fault_fails_only_its_vm_or_network() {
         ("missing image", "noimg: no image named \"gone\""),
         (
             "foreign bridge",
-            &format!("network taken: {foreign} exists but is not ours (alias Some(\"someone-else\"))"),
+            &format!(
+                "network taken: {foreign} exists but is not ours (alias Some(\"someone-else\"))"
+            ),
         ),
-        ("foreign bridge", "blocked: not started: its network taken failed"),
+        (
+            "foreign bridge",
+            "blocked: not started: its network taken failed",
+        ),
     ] {
         assert!(err.contains(want), "{what}: {want:?} not in {err:?}");
     }
@@ -174,12 +162,15 @@ fn each_fault_fails_only_its_vm_or_network() {
     );
 
     // A QEMU binary that does not exist, then one that exits at once.
-    let mut broken = self::engine(state.path());
+    let mut broken = common::engine_on(state.path());
     broken.qemu = state.path().join("no-such-qemu");
     let err = engine::ops::start(&broken, &t, &["ok1"], Duration::from_secs(60), &say)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ok1: VM ok1: ") && err.contains("no-such-qemu cannot start: No such file"), "{err}");
+    assert!(
+        err.contains("ok1: VM ok1: ") && err.contains("no-such-qemu cannot start: No such file"),
+        "{err}"
+    );
     let fake = state.path().join("fake-qemu");
     std::fs::write(
         &fake,

@@ -5,15 +5,13 @@
 //! link) touch only what they change, down --cleanup leaves nothing. Needs
 //! root.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
 use std::time::Duration;
 
-use engine::accel::{Accel, Choice};
-use engine::image::{self, ImageStore};
 use engine::lab::{qemu_alive, Engine};
 use engine::lifecycle::VmState;
 use engine::qga::Qga;
-use engine::vm::NOBODY;
 use topology::Topology;
 
 fn pids(engine: &Engine, t: &Topology) -> std::collections::BTreeMap<String, u32> {
@@ -50,19 +48,7 @@ impl Drop for Down<'_> {
 
 #[test]
 fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let images = ImageStore::open(state.path()).unwrap();
-    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
-    let engine = Engine::new(
-        state.path(),
-        Choice {
-            accel: Accel::Tcg,
-            reason: "test".into(),
-        },
-        Some(NOBODY),
-    )
-    .unwrap();
+    let (_state, _images, engine) = common::engine_with_image();
     let mut t: Topology =
         topology::parse_and_validate(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
     // A lab name of this test's own: its namespace and interfaces can never

@@ -5,16 +5,13 @@
 //! backoff, a VM without the policy stays crashed, and a guest that powers
 //! itself off is stopped, not crashed, and not restarted. Needs root.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::accel::{Accel, Choice};
-use engine::image::{self, ImageStore};
-use engine::lab::Engine;
 use engine::service::Service;
 use engine::store::LabStore;
-use engine::vm::NOBODY;
 use tokio::sync::broadcast::{error::TryRecvError, Receiver};
 use topology::events::{Event, EventKind};
 
@@ -44,7 +41,10 @@ fn next(rx: &mut Receiver<Event>, within: Duration, want: impl Fn(&EventKind) ->
             Ok(e) if want(&e.kind) => return e,
             Ok(e) => seen.push(e),
             Err(TryRecvError::Empty) => {
-                assert!(Instant::now() < deadline, "not seen in {within:?}; got {seen:#?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "not seen in {within:?}; got {seen:#?}"
+                );
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => panic!("{e}"),
@@ -52,7 +52,11 @@ fn next(rx: &mut Receiver<Event>, within: Duration, want: impl Fn(&EventKind) ->
     }
 }
 
-fn state_of<'a>(e: &'a EventKind, lab: &str, vm: &str) -> Option<(&'a str, Option<u32>, &'a [String])> {
+fn state_of<'a>(
+    e: &'a EventKind,
+    lab: &str,
+    vm: &str,
+) -> Option<(&'a str, Option<u32>, &'a [String])> {
     match e {
         EventKind::VmState {
             lab: l,
@@ -79,19 +83,7 @@ fn kill(pid: u32) -> Instant {
 
 #[test]
 fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let images = ImageStore::open(state.path()).unwrap();
-    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
-    let engine = Engine::new(
-        state.path(),
-        Choice {
-            accel: Accel::Tcg,
-            reason: "test".into(),
-        },
-        Some(NOBODY),
-    )
-    .unwrap();
+    let (state, _images, engine) = common::engine_with_image();
     let mut t = topology::parse_and_validate(LAB, topology::Format::Yaml).unwrap();
     t.name = format!("sup-test-{}", std::process::id());
     let lab = t.name.clone();
@@ -102,7 +94,15 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
     let (_, mut rx) = svc.bus.subscribe(0);
     svc.clone().watch();
 
-    engine::ops::up(&svc.engine, &svc.store, &t, None, Duration::from_secs(240), &|_| {}).unwrap();
+    engine::ops::up(
+        &svc.engine,
+        &svc.store,
+        &t,
+        None,
+        Duration::from_secs(240),
+        &|_| {},
+    )
+    .unwrap();
     let running = |vm| svc.states(&t)[vm].clone();
     // Both reported running, in either order.
     let (mut a_up, mut b_up) = (false, false);
@@ -117,7 +117,11 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
 
     // kill -9 of a: crashed at once, with what its console said last.
     let at = kill(a_pid.unwrap());
-    let e = next(&mut rx, Duration::from_secs(5), is_state(&lab, "a", "crashed"));
+    let e = next(
+        &mut rx,
+        Duration::from_secs(5),
+        is_state(&lab, "a", "crashed"),
+    );
     let latency = at.elapsed();
     let (_, _, tail) = state_of(&e.kind, &lab, "a").unwrap();
     eprintln!("kill -9 -> crashed event: {latency:?}; tail: {tail:#?}");
@@ -128,43 +132,73 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
     );
 
     // on-failure: restarted after the first backoff step (1 s), boots again.
-    let e = next(&mut rx, Duration::from_secs(5), |e| {
-        matches!(e, EventKind::Activity { message, .. } if message.contains("a crashed; restart policy on-failure: restarting in 1 s (attempt 1)"))
-    });
+    let e = next(
+        &mut rx,
+        Duration::from_secs(5),
+        |e| matches!(e, EventKind::Activity { message, .. } if message.contains("a crashed; restart policy on-failure: restarting in 1 s (attempt 1)")),
+    );
     drop(e);
     let restarted = Instant::now();
-    let e = next(&mut rx, Duration::from_secs(30), is_state(&lab, "a", "starting"));
+    let e = next(
+        &mut rx,
+        Duration::from_secs(30),
+        is_state(&lab, "a", "starting"),
+    );
     let (_, new_pid, _) = state_of(&e.kind, &lab, "a").unwrap();
-    assert!(new_pid.is_some() && new_pid != a_pid, "{new_pid:?} vs {a_pid:?}");
-    assert!(restarted.elapsed() >= Duration::from_millis(900), "the backoff was waited");
-    next(&mut rx, Duration::from_secs(240), is_state(&lab, "a", "running"));
+    assert!(
+        new_pid.is_some() && new_pid != a_pid,
+        "{new_pid:?} vs {a_pid:?}"
+    );
+    assert!(
+        restarted.elapsed() >= Duration::from_millis(900),
+        "the backoff was waited"
+    );
+    next(
+        &mut rx,
+        Duration::from_secs(240),
+        is_state(&lab, "a", "running"),
+    );
 
     // b has no policy: it stays crashed.
     let (_, b_pid) = running("b");
     kill(b_pid.unwrap());
-    next(&mut rx, Duration::from_secs(5), is_state(&lab, "b", "crashed"));
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(running("b").0, "crashed");
-    while let Ok(e) = rx.try_recv() {
-        assert!(
-            state_of(&e.kind, &lab, "b").is_none(),
-            "b without a policy is left alone: {e:?}"
-        );
-    }
+    next(
+        &mut rx,
+        Duration::from_secs(5),
+        is_state(&lab, "b", "crashed"),
+    );
+    left_alone(&mut rx, &svc, &t, "b", "crashed");
 
     // A guest that powers itself off is stopped, not crashed: no restart.
-    let out = svc
-        .engine
-        .exec(&lab, "a", &["/sbin/poweroff".to_string()], Duration::from_secs(30));
+    let out = svc.engine.exec(
+        &lab,
+        "a",
+        &["/sbin/poweroff".to_string()],
+        Duration::from_secs(30),
+    );
     eprintln!("poweroff: {out:?}");
-    next(&mut rx, Duration::from_secs(60), is_state(&lab, "a", "stopped"));
+    next(
+        &mut rx,
+        Duration::from_secs(60),
+        is_state(&lab, "a", "stopped"),
+    );
+    left_alone(&mut rx, &svc, &t, "a", "stopped");
+}
+
+/// For 3 s, `vm` stays in `state` and no event about it comes.
+fn left_alone(
+    rx: &mut Receiver<Event>,
+    svc: &Service,
+    t: &topology::Topology,
+    vm: &str,
+    state: &str,
+) {
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(running("a").0, "stopped");
+    assert_eq!(svc.states(t)[vm].0, state);
     while let Ok(e) = rx.try_recv() {
         assert!(
-            state_of(&e.kind, &lab, "a").is_none(),
-            "a powered off is not restarted: {e:?}"
+            state_of(&e.kind, &t.name, vm).is_none(),
+            "{vm} is left {state}: {e:?}"
         );
     }
 }
-

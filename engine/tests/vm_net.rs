@@ -115,7 +115,16 @@ fn two_vms_on_a_bridge_ping_each_other() {
             run_dir: dir.clone(),
             wait_for_serial: true,
         };
-        vms.push((Vm(vm::launch(std::path::Path::new(vm::QEMU), &spec, vec![fd], Some(NOBODY)).unwrap()), dir));
+        vms.push((
+            Vm(vm::launch(
+                std::path::Path::new(vm::QEMU),
+                &spec,
+                vec![fd],
+                Some(NOBODY),
+            )
+            .unwrap()),
+            dir,
+        ));
     }
     for (i, (_, dir)) in vms.iter().enumerate() {
         wait_ready(dir, ["vm1", "vm2"][i]);

@@ -109,3 +109,131 @@ pub fn states(
         })
         .collect()
 }
+
+/// A running `minivm serve` on a free loopback port, killed (SIGKILL, by
+/// its pid) when dropped. The compiled site is not needed for the API and
+/// websockets: a stand-in site root with an empty bundle is given.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+    _site: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(state: &Path) -> Server {
+        use std::io::BufRead;
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(site.path().join("pkg")).unwrap();
+        std::fs::write(site.path().join("pkg/minivm.js"), "").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_minivm"))
+            .arg("--state-dir")
+            .arg(state)
+            .args(["serve", "--bind", "127.0.0.1:0", "--site-root"])
+            .arg(site.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start minivm serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("minivm serve said where it listens")
+                .unwrap();
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                break a.trim().to_string();
+            }
+        };
+        // Keep draining its stdout so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            _site: site,
+        }
+    }
+
+    /// SIGKILL, and reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// POSTs a server function (`/api/<name>`) with form fields, as the
+    /// page does (same Origin and Host); returns the status and the body.
+    pub fn call(&self, name: &str, form: &[(&str, &str)]) -> (u16, String) {
+        call_at(&self.addr, name, form).unwrap()
+    }
+}
+
+/// [`Server::call`] on the server at `addr`; an error when it is gone.
+pub fn call_at(addr: &str, name: &str, form: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    http(
+        addr,
+        &format!(
+            "POST /api/{name} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            len = body.len()
+        ),
+    )
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends one raw HTTP/1.1 request and reads the whole answer (the server
+/// closes): status and body (chunked bodies are joined).
+pub fn http(addr: &str, request: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no complete answer: {raw:?}")))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}

@@ -1,0 +1,35 @@
+//! Shared by the engine's integration tests: a fresh state directory QEMU's
+//! unprivileged user can traverse, with the built-in image built into it,
+//! and an engine on it that runs VMs under TCG as `nobody`.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use engine::accel::{Accel, Choice};
+use engine::image::{self, ImageStore};
+use engine::lab::Engine;
+use engine::vm::NOBODY;
+
+/// An engine on `state` (TCG, QEMU as nobody).
+pub fn engine_on(state: &Path) -> Engine {
+    Engine::new(
+        state,
+        Choice {
+            accel: Accel::Tcg,
+            reason: "test".into(),
+        },
+        Some(NOBODY),
+    )
+    .unwrap()
+}
+
+/// A state directory with the `tiny` image built, and an engine on it.
+pub fn engine_with_image() -> (tempfile::TempDir, ImageStore, Engine) {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let images = ImageStore::open(state.path()).unwrap();
+    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
+    let engine = engine_on(state.path());
+    (state, images, engine)
+}

@@ -1,0 +1,167 @@
+//! kill -9 in the middle of `up` and of `down`, of the CLI and of the
+//! server, at 22 moments chosen by the test: 11 spread over the time an
+//! `up` takes and 11 over the time a `down` takes, half of each with the
+//! CLI and half with `minivm serve` doing the work (the page's Start and
+//! Stop). After each kill in an `up`, the next `up` converges to a fully
+//! running lab that plans nothing; after each kill in a `down`, the next
+//! `down --cleanup` leaves no process, namespace, interface or file. The
+//! moments are random per run and printed with their seed, so that a
+//! failure can be replayed with MINIVM_KILL_SEED. Needs root.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{leftovers, minivm, ok, states, Down, Server};
+
+const LAB: &str = "version: 1
+name: NAME
+defaults: {image: tiny, cpus: 1, memory_mib: 128}
+networks: [{name: lan, subnet: 10.31.0.0/24}]
+nodes:
+  - {name: a, nics: [{network: lan, address: 10.31.0.11/24}]}
+  - {name: b, nics: [{network: lan, address: 10.31.0.12/24}]}
+";
+
+/// How many kills per operation (up, down).
+const KILLS: u64 = 11;
+
+/// A small deterministic generator: random per run, reproducible from the seed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// `KILLS` moments spread over `0..span` ms: one at random in each slice.
+fn moments(rng: &mut Rng, span: u64) -> Vec<u64> {
+    (0..KILLS)
+        .map(|i| span * i / KILLS + rng.below(span / KILLS))
+        .collect()
+}
+
+fn spawn(state: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_minivm"))
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILL to a process this test started, `ms` after `since`.
+fn kill_at(child: &mut Child, since: Instant, ms: u64) {
+    let at = since + Duration::from_millis(ms);
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The web app doing `action` on the lab (storing it first when asked),
+/// killed -9 `ms` after the request was answered.
+fn server_killed(state: &Path, lab: &str, text: &str, action: &str, ms: u64) {
+    let mut server = Server::start(state);
+    if action == "start" {
+        let (code, body) = server.call("import_lab", &[("text", text)]);
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = server.call("lab_action", &[("lab", lab), ("action", action)]);
+    assert_eq!(code, 200, "{body}");
+    let since = Instant::now();
+    kill_at(&mut server.child, since, ms);
+}
+
+fn converged_up(state: &Path, lab: &str, f: &str, what: &str) {
+    ok(minivm(state, &["up", "-f", f, "--timeout", "300"]));
+    let st = states(state, lab);
+    assert!(
+        st.len() == 2
+            && st
+                .values()
+                .all(|(state, pid)| state == "running" && pid.is_some()),
+        "{what}: {st:?}"
+    );
+    let plan = ok(minivm(state, &["up", "-f", f, "--dry-run", "--json"]));
+    assert_eq!(plan.trim(), "[]", "{what}: the lab is converged");
+}
+
+fn clean_down(state: &Path, lab: &str, what: &str) {
+    ok(minivm(state, &["down", lab, "--cleanup"]));
+    assert_eq!(leftovers(state, lab), Vec::<String>::new(), "{what}");
+}
+
+#[test]
+fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
+    let state = common::state_dir();
+    let s = state.path();
+    let lab = format!("kill-test-{}", std::process::id());
+    let text = LAB.replace("NAME", &lab);
+    let file = s.join(format!("{lab}.yaml"));
+    std::fs::write(&file, &text).unwrap();
+    let f = file.to_str().unwrap();
+    ok(minivm(s, &["image", "build"]));
+    let _down = Down(s.to_path_buf(), lab.clone());
+
+    // How long a whole up and a whole down take here, to spread the kills.
+    let t = Instant::now();
+    converged_up(s, &lab, f, "first up");
+    let up_ms = t.elapsed().as_millis() as u64;
+    let t = Instant::now();
+    clean_down(s, &lab, "first down");
+    let down_ms = (t.elapsed().as_millis() as u64).max(200);
+
+    let seed = std::env::var("MINIVM_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let mut rng = Rng(seed | 1);
+    let ups = moments(&mut rng, up_ms);
+    let downs = moments(&mut rng, down_ms);
+    eprintln!(
+        "MINIVM_KILL_SEED={seed}: up takes {up_ms} ms, down {down_ms} ms; kill -9 in up after {ups:?} ms, in down after {downs:?} ms"
+    );
+
+    for (i, (&u, &d)) in ups.iter().zip(&downs).enumerate() {
+        let by_server = i % 2 == 1;
+        let who = if by_server {
+            "minivm serve"
+        } else {
+            "minivm up"
+        };
+        let what = format!("after kill -9 of {who} {u} ms into up (seed {seed})");
+        if by_server {
+            server_killed(s, &lab, &text, "start", u);
+        } else {
+            let mut up = spawn(s, &["up", "-f", f]);
+            kill_at(&mut up, Instant::now(), u);
+        }
+        converged_up(s, &lab, f, &what);
+
+        let who = if by_server {
+            "minivm serve (stop)"
+        } else {
+            "minivm down"
+        };
+        let what = format!("after kill -9 of {who} {d} ms into down (seed {seed})");
+        if by_server {
+            server_killed(s, &lab, &text, "stop", d);
+        } else {
+            let mut down = spawn(s, &["down", &lab, "--cleanup"]);
+            kill_at(&mut down, Instant::now(), d);
+        }
+        clean_down(s, &lab, &what);
+    }
+}
