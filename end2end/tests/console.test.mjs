@@ -1,7 +1,8 @@
 // A running VM's serial console in the browser: type into the serial
 // shell and see the answer; a second page on the same console sees the
 // same output (scrollback from boot on) and can type too; a reload brings
-// the scrollback back; closing a console releases nothing.
+// the scrollback back; closing a console releases nothing; a QEMU killed
+// -9 shows as crashed with its last console lines.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -100,6 +101,17 @@ test('type in the browser console, share it with a second page, reload for the s
   } finally {
     if (cli.exitCode === null) cli.kill('SIGKILL');
   }
+
+  // The QEMU killed -9: the page shows the crash at once, with the VM's
+  // last console lines.
+  const pid = JSON.parse(minivm('status', LAB, '--json'))[0].vms.find((v) => v.name === 'vm1').pid;
+  process.kill(pid, 'SIGKILL');
+  await a.page.waitForFunction(() => window.__minivmGraph.state('vm1') === 'crashed', null, { timeout: 10_000 });
+  await a.page.waitForSelector('.banner.error .error-text');
+  const banner = await a.page.locator('.banner.error .error-text').innerText();
+  assert.match(banner, /vm1 crashed\. Its last console lines:/);
+  assert.match(banner, /cli-5/, banner);
+  await a.page.screenshot({ path: join(screenshotDir, 'crashed.png') });
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
   await a.page.close();

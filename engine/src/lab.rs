@@ -727,7 +727,7 @@ pub fn console_tail(dir: &Path, n: usize) -> Vec<String> {
         .map(|l| {
             // A line rewritten with \r shows what was written last.
             let l = l.rsplit('\r').find(|p| !p.trim().is_empty()).unwrap_or("");
-            l.chars().filter(|c| !c.is_control()).collect::<String>()
+            printable(l)
         })
         .map(|l| l.trim_end().to_string())
         .filter(|l| !l.trim().is_empty())
@@ -735,6 +735,27 @@ pub fn console_tail(dir: &Path, n: usize) -> Vec<String> {
     let skip = lines.len().saturating_sub(n);
     lines.drain(..skip);
     lines
+}
+
+/// `line` without terminal escape sequences (`ESC [ ... final`, `ESC x`)
+/// and other control characters: as a person reads it.
+fn printable(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The guest powered itself off: its kernel printed "reboot: Power down"
@@ -1048,6 +1069,29 @@ mod tests {
             y += &format!("  - {{name: vm{i}, nics: [{{network: lan}}]}}\n");
         }
         topology::parse_and_validate(&y, topology::Format::Yaml).unwrap()
+    }
+
+    #[test]
+    fn console_tail_is_the_last_lines_as_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = "boot\r\n\r\nvm1:/# \u{1b}[6necho hi\r\nhi\r\nprogress 10%\rprogress 99%\r\n\u{1b}[1;32mgreen\u{1b}[0m\u{7}\n";
+        fs::write(dir.path().join("console.log"), log).unwrap();
+        assert_eq!(
+            console_tail(dir.path(), 4),
+            ["vm1:/# echo hi", "hi", "progress 99%", "green"]
+        );
+        assert_eq!(console_tail(dir.path(), 10).len(), 5);
+        assert!(!powered_off(dir.path()));
+        fs::write(
+            dir.path().join("console.log"),
+            "[   15.9] reboot: Power down\r\n",
+        )
+        .unwrap();
+        assert!(powered_off(dir.path()));
+        assert_eq!(
+            console_tail(&dir.path().join("none"), 3),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -194,6 +194,23 @@ fn triangle_pings_exec_console_start_stop_and_name_in_use() {
     );
     assert_eq!(states(s, &lab), after2);
 
+    // A QEMU killed -9: `status` says crashed, with its last console lines.
+    let pid = after2["vm2"].1.unwrap() as i32;
+    // SAFETY: kill(2) of a QEMU this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = ok(minivm(s, &["status", &lab]));
+    let vm2: Vec<&str> = status
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("vm2 "))
+        .take_while(|l| !l.trim_start().starts_with("vm3 "))
+        .collect();
+    assert!(vm2[0].contains("crashed"), "{status}");
+    assert!(
+        vm2.iter().any(|l| l.contains("| minivm: ready vm2")),
+        "{status}"
+    );
+
     ok(minivm(s, &["down", &lab, "--cleanup"]));
     assert_eq!(leftovers(s, &lab), Vec::<String>::new());
 }

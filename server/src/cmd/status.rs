@@ -1,5 +1,6 @@
 //! `minivm status [LAB] [--json]`: labs, and their VMs with state, pid,
-//! accelerator, addresses and uptime.
+//! accelerator, addresses and uptime; a crashed VM with its last console
+//! lines.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,7 +35,14 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter_map(|n| n.address.map(|a| format!("{}={a}", n.ifname)))
                 .collect();
+            // A crashed VM: what its console said last.
+            let last_console = if state == Some(engine::lifecycle::VmState::Crashed) {
+                engine::lab::console_tail(&engine.vm_dir(&name, &vm), 3)
+            } else {
+                vec![]
+            };
             vms.push(json!({
+                "last_console": last_console,
                 "name": vm,
                 "state": state.map(|s| serde_json::to_value(s).unwrap()).unwrap_or(json!("defined")),
                 "pid": pid,
@@ -75,6 +83,9 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default(),
                     vm["uptime_seconds"].as_u64().unwrap_or(0),
                 );
+                for line in vm["last_console"].as_array().into_iter().flatten() {
+                    println!("      | {}", line.as_str().unwrap_or(""));
+                }
             }
         }
     }
