@@ -660,6 +660,14 @@ fn VmProps(
             <label class="field checkbox"><input type="checkbox" class="vm-forward" prop:checked=move || ed.topo.get().nodes.get(i).is_some_and(|n| n.ip_forward)
                 on:change=move |ev| { let on = event_target_checked(&ev); ed.edit(|t| t.nodes[i].ip_forward = on); }/>
                 <span>"IP forwarding (router)"</span></label>
+            <label class="field"><span>"restart policy"</span>
+                <select class="vm-restart" prop:value=move || restart_name(ed.topo.get().nodes.get(i).and_then(|n| n.restart))
+                    on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].restart = restart_policy(&v)); }>
+                    <option value="">"(lab default)"</option>
+                    <option value="no">"no: a crash stays crashed"</option>
+                    <option value="on-failure">"on-failure: restart it, with backoff"</option>
+                </select>
+            </label>
             <h4>"NICs"</h4>
             {nics}
             <h4>"Routes"</h4>
@@ -681,6 +689,23 @@ fn BridgeProps(ed: Ed, i: usize) -> impl IntoView {
             {field(ed, "subnet", "bridge-subnet", format!("networks[{i}].subnet"), move |t| t.networks.get(i).and_then(|n| n.subnet.clone()).unwrap_or_default(),
                 move |t, v| t.networks[i].subnet = opt(v))}
         </aside>
+    }
+}
+
+/// A restart policy as the topology file spells it ("" for unset).
+fn restart_name(p: Option<topology::RestartPolicy>) -> &'static str {
+    match p {
+        None => "",
+        Some(topology::RestartPolicy::No) => "no",
+        Some(topology::RestartPolicy::OnFailure) => "on-failure",
+    }
+}
+
+fn restart_policy(name: &str) -> Option<topology::RestartPolicy> {
+    match name {
+        "no" => Some(topology::RestartPolicy::No),
+        "on-failure" => Some(topology::RestartPolicy::OnFailure),
+        _ => None,
     }
 }
 
@@ -873,6 +898,23 @@ mod tests {
             ok,
             rtt_ms: None,
             error: None,
+        }
+    }
+
+    #[test]
+    fn restart_policy_names_are_the_file_s() {
+        for p in [
+            None,
+            Some(topology::RestartPolicy::No),
+            Some(topology::RestartPolicy::OnFailure),
+        ] {
+            assert_eq!(restart_policy(restart_name(p)), p);
+            if let Some(p) = p {
+                assert_eq!(
+                    serde_json::to_value(p).unwrap(),
+                    serde_json::json!(restart_name(Some(p)))
+                );
+            }
         }
     }
 

@@ -107,6 +107,9 @@ test('draw a lab with the mouse, run it, export, import, stop, delete', { timeou
   await page.waitForSelector('.vm-props .field-error');
   await page.click('.undo');
   await page.waitForSelector('.vm-props .field-error', { state: 'detached' });
+  // vm2 restarts by itself when it crashes.
+  await clickNode(page, 'vm:vm2');
+  await page.selectOption('.vm-props[data-vm="vm2"] .vm-restart', 'on-failure');
 
   await page.click('.save');
   await page.waitForFunction(() => document.querySelector('.save').innerText === 'Saved');
@@ -124,6 +127,19 @@ test('draw a lab with the mouse, run it, export, import, stop, delete', { timeou
   const ping = minivm('exec', 'drawn', 'vm1', '--', 'ping', '-c', '1', '-W', '5', '10.1.0.12');
   assert.match(ping, /1 packets received/);
 
+  // vm2's QEMU killed -9: shown crashed with its last console lines, then
+  // started again by its restart policy (after a 1 s backoff).
+  const pidOf = (vm) => JSON.parse(minivm('status', 'drawn', '--json'))[0].vms.find((v) => v.name === vm).pid;
+  const killed = pidOf('vm2');
+  process.kill(killed, 'SIGKILL');
+  await page.waitForSelector('.banner.error .error-text');
+  assert.match(await page.locator('.banner.error .error-text').innerText(), /vm2 crashed\. Its last console lines:\n.*minivm: ready vm2/s);
+  await page.click('.banner.error button');
+  await page.waitForFunction(() => window.__minivmGraph.state('vm2') === 'starting', null, { timeout: 30_000 });
+  await waitState(page, 'vm2', 'running');
+  assert.notEqual(pidOf('vm2'), killed);
+  assert.match(await page.locator('.status-text').innerText(), /vm2/);
+
   // Deleting a lab whose VMs run is refused.
   page.once('dialog', (d) => d.accept());
   await page.click('.delete-lab');
@@ -133,6 +149,7 @@ test('draw a lab with the mouse, run it, export, import, stop, delete', { timeou
   const exported = readFileSync(await download.path(), 'utf8');
   const stored = readFileSync(join(server.stateDir, 'labs', 'drawn', 'topology.json'), 'utf8');
   assert.deepEqual(JSON.parse(exported), JSON.parse(stored));
+  assert.equal(JSON.parse(stored).nodes.find((n) => n.name === 'vm2').restart, 'on-failure');
   // The export is a file `minivm` itself accepts as it is.
   minivm('validate', await download.path());
 
