@@ -162,9 +162,10 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
 #[server(endpoint = "save_lab")]
 pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
     let t: Topology = serde_json::from_str(&topology_json).map_err(host::err)?;
-    host::store()?
-        .put(&t, Some(&revision))
-        .map_err(host::store_err)
+    let s = host::service()?;
+    let rev = s.store.put(&t, Some(&revision)).map_err(host::store_err)?;
+    s.lab_saved(&t.name, &rev);
+    Ok(rev)
 }
 
 /// A copy of a lab under a new name.

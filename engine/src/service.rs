@@ -20,12 +20,13 @@ pub struct Service {
     pub engine: Engine,
     pub store: LabStore,
     pub bus: EventBus,
+    /// The revision of each lab last announced (LabChanged).
+    revisions: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// What the watcher saw last: per lab, its revision and its VMs' states.
 #[derive(Default)]
 struct Seen {
-    revisions: BTreeMap<String, String>,
     states: BTreeMap<(String, String), (String, Option<u32>)>,
 }
 
@@ -35,6 +36,7 @@ impl Service {
             engine,
             store,
             bus: EventBus::new(),
+            revisions: Default::default(),
         })
     }
 
@@ -196,6 +198,9 @@ impl Service {
     }
 
     fn diff_revisions(&self, seen: &mut Seen) {
+        // Held while the store is read: a save announced meanwhile
+        // (`lab_saved`) is never followed by an older revision.
+        let mut announced = self.revisions.lock().expect("not poisoned");
         let now: BTreeMap<String, String> = self
             .store
             .list()
@@ -204,21 +209,34 @@ impl Service {
             .map(|l| (l.name, l.revision))
             .collect();
         for (lab, rev) in &now {
-            if seen.revisions.get(lab) != Some(rev) {
+            if announced.get(lab) != Some(rev) {
                 self.bus.publish(EventKind::LabChanged {
                     lab: lab.clone(),
                     revision: Some(rev.clone()),
                 });
             }
         }
-        for lab in seen.revisions.keys().filter(|l| !now.contains_key(*l)) {
+        for lab in announced.keys().filter(|l| !now.contains_key(*l)) {
             self.bus.publish(EventKind::LabChanged {
                 lab: lab.clone(),
                 revision: None,
             });
             seen.states.retain(|(l, _), _| l != lab);
         }
-        seen.revisions = now;
+        *announced = now;
+    }
+
+    /// A save made by this server: announced at once (the watcher would
+    /// see it within half a second), and only once.
+    pub fn lab_saved(&self, lab: &str, revision: &str) {
+        let mut announced = self.revisions.lock().expect("not poisoned");
+        if announced.get(lab).map(String::as_str) != Some(revision) {
+            self.bus.publish(EventKind::LabChanged {
+                lab: lab.to_string(),
+                revision: Some(revision.to_string()),
+            });
+            announced.insert(lab.to_string(), revision.to_string());
+        }
     }
 }
 
@@ -357,6 +375,43 @@ mod tests {
         r.vms.get_mut(&k).unwrap().running_since =
             Some(std::time::Instant::now() - RESTART_RESET_AFTER);
         assert_eq!(r.next_delay(&k), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_save_is_announced_once_whoever_sees_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(
+            dir.path(),
+            crate::accel::Choice {
+                accel: crate::accel::Accel::Tcg,
+                reason: "test".into(),
+            },
+            None,
+        )
+        .unwrap();
+        let store = LabStore::open(dir.path()).unwrap();
+        let svc = Service::new(engine, store);
+        let mut t =
+            topology::parse_and_validate(topology::examples::TRIANGLE, topology::Format::Yaml)
+                .unwrap();
+        let changed = |svc: &Service| {
+            let (events, _) = svc.bus.subscribe(0);
+            events
+                .into_iter()
+                .filter(|e| matches!(e.kind, EventKind::LabChanged { .. }))
+                .count()
+        };
+        let mut seen = Seen::default();
+        let rev = svc.store.put(&t, None).unwrap();
+        svc.lab_saved(&t.name, &rev);
+        assert_eq!(changed(&svc), 1, "announced by the save");
+        svc.diff_revisions(&mut seen);
+        svc.lab_saved(&t.name, &rev);
+        assert_eq!(changed(&svc), 1, "not again");
+        t.nodes[0].memory_mib = Some(160);
+        svc.store.put(&t, Some(&rev)).unwrap();
+        svc.diff_revisions(&mut seen);
+        assert_eq!(changed(&svc), 2, "a save elsewhere is seen by the watcher");
     }
 
     #[test]
