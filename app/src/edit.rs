@@ -104,7 +104,7 @@ pub fn delete(t: &mut Topology, ids: &[String]) {
         }
     }
     // Highest index first, so that earlier removals do not shift later ones.
-    nics.sort_by(|a, b| b.1.cmp(&a.1));
+    nics.sort_by_key(|&(_, i)| std::cmp::Reverse(i));
     for (n, i) in nics {
         if let Some(node) = t.nodes.iter_mut().find(|v| v.name == n) {
             if i < node.nics.len() {

@@ -84,11 +84,7 @@ pub fn pairs(t: &Topology) -> Vec<Pair> {
 /// The round-trip time in ping's output (`time=0.42 ms`).
 pub fn rtt(output: &str) -> Option<f64> {
     let at = output.find("time=")? + 5;
-    output[at..]
-        .split(|c: char| c == ' ' || c == 'm')
-        .next()?
-        .parse()
-        .ok()
+    output[at..].split([' ', 'm']).next()?.parse().ok()
 }
 
 /// Pings every pair: one thread per source VM (its agent takes one client

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ pub fn open(
     console
 }
 
-fn read(console: &Console, dir: &PathBuf, marker: &str) {
+fn read(console: &Console, dir: &Path, marker: &str) {
     let sock = crate::qemu::serial_socket(dir);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {

@@ -112,7 +112,7 @@ impl Service {
             let mut restarts = Restarts::default();
             let mut tick = 0u64;
             loop {
-                if tick % 10 == 0 {
+                if tick.is_multiple_of(10) {
                     labs = self.store.list_with_topologies().unwrap_or_default();
                     self.diff_revisions(&mut seen);
                 }

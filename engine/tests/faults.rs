@@ -119,7 +119,7 @@ fn each_fault_fails_only_its_vm_or_network() {
     assert_eq!(state_of("ok2").as_deref(), Some("running"));
     for vm in ["full", "noimg", "blocked"] {
         assert!(
-            engine::lab::running_qemus(&lab).get(vm).is_none(),
+            !engine::lab::running_qemus(&lab).contains_key(vm),
             "{vm} has no QEMU"
         );
     }

@@ -54,10 +54,7 @@ fn saves_killed_mid_write_never_leave_a_lab_unreadable() {
             let (acked, lab, addr) = (acked.clone(), lab.clone(), server.addr.clone());
             std::thread::spawn(move || {
                 let mut saves = 0u64;
-                loop {
-                    let Ok((200, body)) = call_at(&addr, "get_lab", &[("name", &lab)]) else {
-                        break;
-                    };
+                while let Ok((200, body)) = call_at(&addr, "get_lab", &[("name", &lab)]) {
                     let v: Value = serde_json::from_str(&body).unwrap();
                     let mut t = v["topology"].clone();
                     let n = t["nodes"][0]["position"]["x"].as_f64().unwrap() as u64 + 1;

@@ -234,7 +234,8 @@ fn every_field_refuses_bad_values_in_json_and_yaml() {
 #[test]
 fn duplicates_unknown_fields_and_missing_ones_are_named() {
     let base = router();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "duplicate node",
             Box::new(|v| set(v, "nodes.1.name", json!("r1"))),

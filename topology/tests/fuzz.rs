@@ -18,7 +18,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or(Value::Null)),
@@ -148,7 +148,7 @@ fn fuzz(cases: u32, prop: impl Fn(&mut TestRunner) -> Result<(), String>) {
             panic!("{e}");
         }
         rounds += 1;
-        if secs.is_some() && rounds % 2000 == 0 {
+        if secs.is_some() && rounds.is_multiple_of(2000) {
             eprintln!("{} cases so far", rounds * u64::from(cases));
         }
         match deadline {
