@@ -54,8 +54,52 @@ fn base() -> Value {
         .unwrap()
 }
 
+/// Per fuzzing thread: the last input, since when, and whether it is still
+/// being checked. A watchdog (long runs only) prints a thread that has been
+/// 30 s in one check (a hang names its input) or 30 s without starting a new
+/// one (generation is stuck, or the thread is starved).
+type Current = std::collections::HashMap<std::thread::ThreadId, (Instant, String, bool)>;
+static CURRENT: std::sync::Mutex<Option<Current>> = std::sync::Mutex::new(None);
+
+fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(10));
+            for (since, text, checking) in CURRENT.lock().unwrap().iter().flat_map(|m| m.values()) {
+                if since.elapsed() > Duration::from_secs(30) {
+                    let what = if *checking {
+                        "still checking"
+                    } else {
+                        "no new case since"
+                    };
+                    eprintln!("{what} ({:?}): {text:?}", since.elapsed());
+                }
+            }
+        });
+    });
+}
+
+/// Marks this thread's check of `text` as started (`true`) or done.
+fn mark(text: &str, checking: bool) {
+    let mut current = CURRENT.lock().unwrap();
+    let map = current.get_or_insert_with(Default::default);
+    map.insert(
+        std::thread::current().id(),
+        (Instant::now(), text.to_string(), checking),
+    );
+}
+
+/// Forgets this thread (its property is done).
+fn unmark() {
+    if let Some(m) = CURRENT.lock().unwrap().as_mut() {
+        m.remove(&std::thread::current().id());
+    }
+}
+
 /// Parses both ways and checks the outcome is coherent, quickly.
 fn check(text: &str) -> Result<(), TestCaseError> {
+    mark(text, true);
     for format in [Format::Json, Format::Yaml] {
         let started = Instant::now();
         match parse_and_validate(text, format) {
@@ -77,6 +121,7 @@ fn check(text: &str) -> Result<(), TestCaseError> {
             text.len()
         );
     }
+    mark(text, false);
     Ok(())
 }
 
@@ -137,6 +182,9 @@ fn fuzz(cases: u32, prop: impl Fn(&mut TestRunner) -> Result<(), String>) {
         .ok()
         .and_then(|s| s.parse().ok());
     let deadline = secs.map(|s| Instant::now() + Duration::from_secs(s));
+    if secs.is_some() {
+        watchdog();
+    }
     let mut rounds = 0u64;
     loop {
         let mut runner = TestRunner::new(Config {
@@ -156,6 +204,7 @@ fn fuzz(cases: u32, prop: impl Fn(&mut TestRunner) -> Result<(), String>) {
             _ => break,
         }
     }
+    unmark();
     eprintln!("{} cases passed", rounds * u64::from(cases));
 }
 
