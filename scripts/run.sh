@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo leptos build --release
+cargo xtask build --release
 # The default lab image, built once from Debian packages (about 20 s).
 target/release/minivm image build --if-missing
 exec target/release/minivm serve "$@"

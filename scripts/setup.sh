@@ -4,12 +4,13 @@
 #
 #   Debian packages   QEMU, Chromium (browser tests), image-building tools
 #   rustup target     wasm32-unknown-unknown
-#   cargo tools       cargo-leptos (pinned), wasm-bindgen-cli (= Cargo.lock)
-#   npm packages      npm ci (cytoscape, esbuild, binaryen, playwright-core)
+#   npm packages      npm ci (cytoscape, esbuild, binaryen's wasm-opt, playwright-core)
+#
+# No cargo tool is installed: the web build is `cargo xtask build` (xtask/),
+# whose wasm-bindgen is a library pinned by Cargo.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LEPTOS_VERSION=0.3.10
 APT_PACKAGES=(
   chromium                                   # end-to-end tests (never a downloaded browser)
   qemu-system-x86 qemu-utils                 # the VMs and their qcow2 overlays
@@ -66,19 +67,6 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the rustup target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
-fi
-
-if [[ "$(cargo leptos --version 2>/dev/null)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 20 minutes on 2 cores, once per machine)"
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
-fi
-
-# cargo-leptos downloads wasm-bindgen unless the exact version is on PATH.
-wbg_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
-if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg_version"* ]]; then
-  say "installing wasm-bindgen-cli $wbg_version (matches Cargo.lock)"
-  # Without --locked: its lock file wants a crate version the registry lacks.
-  cargo install wasm-bindgen-cli --version "$wbg_version"
 fi
 
 stamp=node_modules/.minivm-lock.sha256

@@ -7,16 +7,29 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "== cargo test"
+# The built-in image is built once for the whole run and shared by every
+# test that boots VMs (hard links; base images are read-only).
+MINIVM_TEST_IMAGE_CACHE=$(mktemp -d)
+export MINIVM_TEST_IMAGE_CACHE
+chmod 755 "$MINIVM_TEST_IMAGE_CACHE"
+cleanup_images() { rm -rf "$MINIVM_TEST_IMAGE_CACHE"; }
+trap cleanup_images EXIT
+
+step_start=$SECONDS
+step() {
+  echo "== $1 (after $((SECONDS - step_start)) s)"
+}
+
+step "cargo test"
 cargo test --workspace --exclude frontend --locked
 
-echo "== cargo leptos build (debug)"
-cargo leptos build
+step "cargo xtask build (debug)"
+cargo xtask build
 
-echo "== end-to-end tests"
+step "end-to-end tests"
 MINIVM_BIN="$PWD/target/debug/minivm" node --test --test-concurrency=1 end2end/tests/
 
-echo "== the run command: release build, default image, serving"
+step "the run command: release build, default image, serving"
 # scripts/run.sh as a user runs it, on a state directory of its own and a
 # free port; stopped by its PID once it answers.
 smoke_state=$(mktemp -d)
@@ -24,7 +37,7 @@ chmod 755 "$smoke_state"
 smoke_log=$(mktemp)
 MINIVM_STATE_DIR="$smoke_state" scripts/run.sh --bind 127.0.0.1:0 >"$smoke_log" 2>&1 &
 smoke_pid=$!
-cleanup_smoke() { kill "$smoke_pid" 2>/dev/null || true; wait "$smoke_pid" 2>/dev/null || true; rm -rf "$smoke_state" "$smoke_log"; }
+cleanup_smoke() { kill "$smoke_pid" 2>/dev/null || true; wait "$smoke_pid" 2>/dev/null || true; rm -rf "$smoke_state" "$smoke_log"; cleanup_images; }
 trap cleanup_smoke EXIT
 url=""
 for _ in $(seq 1 1800); do
@@ -38,3 +51,4 @@ curl -fsS "$url/healthz" | grep -qx ok
 curl -fsS "$url/?lab=router" | grep -q 'data-lab="router"'
 target/release/minivm --state-dir "$smoke_state" image list | grep -q '^tiny'
 echo "scripts/run.sh serves $url with the default lab and image"
+step "done"

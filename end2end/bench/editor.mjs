@@ -1,5 +1,5 @@
 // Editor bench (issue 5), run against the release build:
-//   cargo leptos build --release && node end2end/bench/editor.mjs
+//   cargo xtask build --release && node end2end/bench/editor.mjs
 // Prints, in one run on this machine:
 //  - navigation → interactive canvas for a generated 200-node lab (median of 7),
 //  - VM state change in the engine → canvas update: a running VM's QEMU is
@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { startServer, launchBrowser, openApp, root } from '../tests/harness.mjs';
+import { startServer, launchBrowser, openApp, root, tinyImage } from '../tests/harness.mjs';
 
 process.env.MINIVM_BIN ??= join(root, 'target', 'release', 'minivm');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -56,7 +56,7 @@ try {
   console.log(`200-node lab (${elements} elements), navigation -> interactive canvas: median ${median(nav).toFixed(0)} ms [${fmt(nav)}] (target <= 1000 ms)`);
 
   // 2. Engine state change -> canvas update.
-  minivm('image', 'build');
+  tinyImage(server.stateDir);
   const small = { version: 1, name: 'lat', defaults: { image: 'tiny', cpus: 1, memory_mib: 128 }, nodes: [{ name: 'vm1', position: { x: 100, y: 100 } }] };
   writeFileSync(join(server.stateDir, 'lat.json'), JSON.stringify(small));
   const lat = [];
@@ -76,13 +76,13 @@ try {
   console.log(`VM state change (QEMU killed) -> canvas shows it: median ${median(lat).toFixed(0)} ms [${fmt(lat)}] (target <= 100 ms)`);
 
   // 3. Sizes of what the browser downloads for the app.
-  const pkg = join(root, 'target', 'site', 'pkg');
+  const pkg = join(root, 'target', 'release', 'site', 'pkg');
   const files = [];
   const walk = (d) => readdirSync(d).forEach((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : files.push(join(d, f))));
   walk(pkg);
   const size = (f) => [statSync(f).size, gzipSync(readFileSync(f), { level: 9 }).length];
   const kb = (b) => `${(b / 1024).toFixed(0)} KB`;
-  const [wr, wg] = size(join(pkg, 'minivm.wasm'));
+  const [wr, wg] = size(join(pkg, 'minivm_bg.wasm'));
   const js = files.filter((f) => f.endsWith('.js') || f.endsWith('.mjs')).map(size).reduce((a, b) => [a[0] + b[0], a[1] + b[1]], [0, 0]);
   console.log(`release wasm: ${kb(wr)} raw, ${kb(wg)} gzip (target <= 500 KB gzip); JS (glue + cytoscape bundle): ${kb(js[0])} raw, ${kb(js[1])} gzip`);
   await page.close();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage } from './harness.mjs';
 
 let server;
 let browser;
@@ -18,7 +18,7 @@ const LAB = 'check-e2e';
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  minivm('image', 'build');
+  tinyImage(server.stateDir);
   const file = join(server.stateDir, 'lab.yaml');
   writeFileSync(file, readFileSync(join(root, 'examples', 'router.yaml'), 'utf8').replace('name: router\n', `name: ${LAB}\n`));
   minivm('up', '-f', file);

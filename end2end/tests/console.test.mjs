@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage } from './harness.mjs';
 
 let server;
 let browser;
@@ -19,7 +19,7 @@ const LAB = 'console-e2e';
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  minivm('image', 'build');
+  tinyImage(server.stateDir);
   const file = join(server.stateDir, 'lab.yaml');
   writeFileSync(file, `version: 1\nname: ${LAB}\ndefaults: {image: tiny}\nnodes:\n  - {name: vm1, position: {x: 200, y: 150}}\n`);
   // Started from the CLI: the server takes the console over when it exits.

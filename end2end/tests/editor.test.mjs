@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage } from './harness.mjs';
 
 let server;
 let browser;
@@ -20,7 +20,7 @@ const minivm = (...args) => execFileSync(bin, ['--state-dir', server.stateDir, .
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  minivm('image', 'build');
+  tinyImage(server.stateDir);
 });
 
 after(async () => {

@@ -2,8 +2,8 @@
 // loopback port with a fresh state directory, and a real headless Chromium
 // (Debian's, never a downloaded one). Everything started here is stopped by
 // PID in stop(), even when a test fails.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +12,32 @@ import { chromium } from 'playwright-core';
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const screenshotDir = join(root, 'end2end', 'screenshots');
 
+export const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
+
+// What `minivm image build` leaves in a state directory.
+const BUILT = ['images/tiny.qcow2', 'images/tiny.json', 'cache/probe/vmlinuz', 'cache/probe/initrd.gz'];
+
+// The `tiny` image in stateDir. With MINIVM_TEST_IMAGE_CACHE set (as
+// scripts/test.sh does), it is built there once per run and hard-linked in
+// (base images are read-only); otherwise built in stateDir. The tests run
+// one file at a time, so no lock is needed here.
+export function tinyImage(stateDir) {
+  const cache = process.env.MINIVM_TEST_IMAGE_CACHE;
+  if (!cache) {
+    execFileSync(bin, ['--state-dir', stateDir, 'image', 'build'], { encoding: 'utf8' });
+    return;
+  }
+  if (!BUILT.every((f) => existsSync(join(cache, f)))) {
+    mkdirSync(cache, { recursive: true });
+    execFileSync(bin, ['--state-dir', cache, 'image', 'build'], { encoding: 'utf8' });
+  }
+  for (const f of BUILT) {
+    mkdirSync(join(stateDir, f, '..'), { recursive: true });
+    linkSync(join(cache, f), join(stateDir, f));
+  }
+}
+
 export async function startServer({ args = ['--bind', '127.0.0.1:0'] } = {}) {
-  const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
   const stateDir = mkdtempSync(join(tmpdir(), 'minivm-e2e-'));
   // QEMU runs as nobody: it must be able to reach the VMs' directories.
   chmodSync(stateDir, 0o755);

@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, openApp, graphOf, root } from './harness.mjs';
+import { launchBrowser, openApp, graphOf, root, tinyImage } from './harness.mjs';
 
 const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
 const LAB = 'restart-e2e';
@@ -65,7 +65,7 @@ before(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'minivm-restart-'));
   chmodSync(stateDir, 0o755);
   browser = await launchBrowser();
-  minivm('image', 'build');
+  tinyImage(stateDir);
   const file = join(stateDir, 'lab.yaml');
   writeFileSync(file, `version: 1\nname: ${LAB}\ndefaults: {image: tiny}\nnodes:\n  - {name: vm1, position: {x: 100, y: 100}}\n`);
   minivm('up', '-f', file);

@@ -3,6 +3,8 @@
 //! network namespace this test makes. Guards kill the VMs by PID and delete
 //! the namespace and files even when an assertion fails. Needs root.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -11,7 +13,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use engine::accel::Accel;
-use engine::image::{self, ImageStore};
+use engine::image::ImageStore;
 use engine::net;
 use engine::qemu::{self, Nic, NicBackend, VmSpec};
 use engine::qga::Qga;
@@ -65,8 +67,8 @@ fn wait_ready(run_dir: &Path, name: &str) {
 fn two_vms_on_a_bridge_ping_each_other() {
     let state = tempfile::tempdir().unwrap();
     std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::tiny_image(state.path());
     let store = ImageStore::open(state.path()).unwrap();
-    image::build::build(&store, "tiny", &mut |_, _| {}).unwrap();
 
     let t = topology::parse_and_validate(
         "version: 1\nname: pingtest\ndefaults: {image: tiny}\nnetworks: [{name: lan, subnet: 10.10.0.0/24}]\nnodes:\n  - {name: vm1, nics: [{network: lan}]}\n  - {name: vm2, nics: [{network: lan}]}\n",

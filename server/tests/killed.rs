@@ -107,7 +107,7 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
     let file = s.join(format!("{lab}.yaml"));
     std::fs::write(&file, &text).unwrap();
     let f = file.to_str().unwrap();
-    ok(minivm(s, &["image", "build"]));
+    common::tiny_image(s);
     let _down = Down(s.to_path_buf(), lab.clone());
 
     // How long a whole up and a whole down take here, to spread the kills.

@@ -28,7 +28,7 @@ fn up_status_check_idempotent_up_bad_input_and_down_cleanup() {
         &topology::names::netns_name(&lab)
     ));
 
-    assert!(minivm(s, &["image", "build"]).status.success());
+    common::tiny_image(s);
     let _down = Down(s.to_path_buf(), lab.clone());
 
     // Invalid file: refused, nothing changed.

@@ -72,7 +72,7 @@ fn wait_all(state: &std::path::Path, lab: &str, want: &str, within: Duration) {
 fn fifty_clients_see_every_event_and_concurrent_saves_conflict_cleanly() {
     let state = common::state_dir();
     let s = state.path();
-    ok(minivm(s, &["image", "build"]));
+    common::tiny_image(s);
     let lab = format!("load-test-{}", std::process::id());
     let _down = Down(s.to_path_buf(), lab.clone());
     let server = Server::start(s);

@@ -150,10 +150,10 @@ fn deserialize<T: for<'de> Deserialize<'de>>(text: &str, format: Format) -> Resu
             if text.trim().is_empty() {
                 return Err(Problem::new("", "the file is empty"));
             }
-            let de = serde_yaml::Deserializer::from_str(text);
+            let de = serde_yaml_ng::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let msg = e.inner().to_string();
-                // serde_yaml prefixes some messages with its own path; ours is better.
+                // serde_yaml_ng prefixes some messages with its own path; ours is better.
                 let msg = match msg.split_once(": ") {
                     Some((prefix, rest))
                         if !prefix.contains(' ')
@@ -240,7 +240,7 @@ pub fn to_json(t: &Topology) -> String {
 
 /// The topology as YAML.
 pub fn to_yaml(t: &Topology) -> String {
-    serde_yaml::to_string(t).expect("a topology always serializes")
+    serde_yaml_ng::to_string(t).expect("a topology always serializes")
 }
 
 #[cfg(test)]

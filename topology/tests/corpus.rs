@@ -214,7 +214,7 @@ fn every_field_refuses_bad_values_in_json_and_yaml() {
             ))
         {
             expect_refused(
-                &serde_yaml::to_string(&v).unwrap(),
+                &serde_yaml_ng::to_string(&v).unwrap(),
                 Format::Yaml,
                 &want,
                 &format!("{what} (YAML)"),

@@ -169,7 +169,7 @@ fn mutated() -> impl Strategy<Value = String> {
             }
         }
         if yaml {
-            serde_yaml::to_string(&v).unwrap()
+            serde_yaml_ng::to_string(&v).unwrap()
         } else {
             serde_json::to_string(&v).unwrap()
         }

@@ -11,6 +11,8 @@ use engine::image::{self, ImageStore};
 use engine::lab::Engine;
 use engine::vm::NOBODY;
 
+mod shared_image;
+
 /// An engine on `state` (TCG, QEMU as nobody).
 pub fn engine_on(state: &Path) -> Engine {
     Engine::new(
@@ -24,12 +26,22 @@ pub fn engine_on(state: &Path) -> Engine {
     .unwrap()
 }
 
-/// A state directory with the `tiny` image built, and an engine on it.
+/// The `tiny` image in `state`, as a build leaves it (built once per test
+/// run, see `shared_image`).
+pub fn tiny_image(state: &Path) {
+    shared_image::tiny_image(state, |dir| {
+        let store = ImageStore::open(dir).unwrap();
+        image::build::build(&store, "tiny", &mut |_, _| {}).unwrap();
+    });
+}
+
+/// A state directory with the `tiny` image (built once per test run, see
+/// `shared_image`), and an engine on it.
 pub fn engine_with_image() -> (tempfile::TempDir, ImageStore, Engine) {
     let state = tempfile::tempdir().unwrap();
     std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tiny_image(state.path());
     let images = ImageStore::open(state.path()).unwrap();
-    image::build::build(&images, "tiny", &mut |_, _| {}).unwrap();
     let engine = engine_on(state.path());
     (state, images, engine)
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -13,12 +13,14 @@ use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
+use crate::web::site;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     bind: SocketAddr,
-    /// The compiled site (cargo-leptos output); found next to the binary when not given.
+    /// The compiled site (`cargo xtask build` output); found next to the binary when not given.
     #[arg(long, env = "MINIVM_SITE_ROOT")]
     site_root: Option<PathBuf>,
     /// The token a browser must present when the server listens on an
@@ -28,17 +30,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let site_root = match args.site_root {
         Some(p) => p,
-        None => find_site_root().context(
-            "cannot find the compiled site; build it with `cargo leptos build` or pass --site-root",
-        )?,
+        None => site::locate(&exe)?,
     };
-    if !site_root.join("pkg/minivm.js").exists() {
-        bail!(
-            "{} holds no compiled site (pkg/minivm.js is missing)",
-            site_root.display()
-        );
+    match site::check(&site_root, &exe, site::PROFILE)? {
+        site::Verdict::Matches => {}
+        site::Verdict::Unstamped => tracing::warn!(
+            site = %site_root.display(),
+            "the site has no build stamp ({}): serving it as it is",
+            site::STAMP
+        ),
     }
     let store = engine::LabStore::open(state_dir)
         .with_context(|| format!("cannot open the state directory {}", state_dir.display()))?;
@@ -193,23 +196,6 @@ async fn shutdown() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-}
-
-/// The site next to the binary: target/<profile>/minivm → target/site, or an
-/// installed layout <prefix>/bin/minivm → <prefix>/share/minivm/site.
-fn find_site_root() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    let candidates = [
-        dir.join("site"),
-        dir.join("../site"),
-        dir.join("../share/minivm/site"),
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site")),
-    ];
-    candidates
-        .into_iter()
-        .find(|c| c.join("pkg/minivm.js").exists())
-        .and_then(|c| c.canonicalize().ok())
 }
 
 /// 128 random bits from the kernel, hex.

@@ -8,6 +8,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../../engine/tests/common/shared_image.rs"]
+mod shared_image;
+
+/// The `tiny` image in `state`, as `minivm image build` leaves it (built
+/// once per test run, see `shared_image`).
+pub fn tiny_image(state: &Path) {
+    shared_image::tiny_image(state, |dir| {
+        ok(minivm(dir, &["image", "build"]));
+    });
+}
+
 pub fn minivm(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_minivm"))
         .arg("--state-dir")
