@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::lab::VmDir;
+
 /// Bytes of console output kept for viewers who attach late.
 pub const SCROLLBACK_BYTES: usize = 64 * 1024;
 
@@ -60,7 +62,7 @@ pub fn open(
     vm: &str,
     done: impl FnOnce(&Arc<Console>) + Send + 'static,
 ) -> Arc<Console> {
-    let log_path = dir.join("console.log");
+    let log_path = VmDir::new(dir.to_path_buf()).console_log();
     let mut initial = fs::read(&log_path).unwrap_or_default();
     let cut = initial.len().saturating_sub(SCROLLBACK_BYTES);
     initial.drain(..cut);
@@ -94,7 +96,7 @@ fn read(console: &Console, dir: &Path, marker: &str) {
     }
     let connected = Arc::new(std::sync::atomic::AtomicBool::new(true));
     recover_ready(dir, marker, connected.clone());
-    let log_path = dir.join("console.log");
+    let log_path = VmDir::new(dir.to_path_buf()).console_log();
     let mut log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -126,7 +128,7 @@ fn read(console: &Console, dir: &Path, marker: &str) {
         for &b in chunk {
             if b == b'\n' {
                 if String::from_utf8_lossy(&line).contains(marker) {
-                    let _ = fs::write(dir.join("ready"), b"");
+                    let _ = fs::write(VmDir::new(dir.to_path_buf()).ready(), b"");
                 }
                 line.clear();
             } else if line.len() < 4096 {
@@ -147,8 +149,9 @@ fn read(console: &Console, dir: &Path, marker: &str) {
 /// makes it just before it prints the line).
 fn recover_ready(dir: &Path, marker: &str, connected: Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::Ordering;
-    let ready = dir.join("ready");
-    let logged = fs::read(dir.join("console.log")).is_ok_and(|log| {
+    let files = VmDir::new(dir.to_path_buf());
+    let ready = files.ready();
+    let logged = fs::read(files.console_log()).is_ok_and(|log| {
         String::from_utf8_lossy(&log)
             .lines()
             .any(|l| l.contains(marker))

@@ -174,24 +174,46 @@ pub fn desired_seed_hash(t: &Topology, vm: &str) -> Option<String> {
     ))
 }
 
+/// Why a VM must be recreated, if its hardware differs. The whole value is
+/// compared first, so a difference is never missed; the fields are then
+/// destructured without `..`, so a field added to `VmHardware` does not
+/// compile until it is explained here.
 fn hardware_change(old: &VmHardware, new: &VmHardware) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    let VmHardware {
+        image,
+        cpus,
+        memory_mib,
+        nics,
+    } = new;
     let mut what = Vec::new();
-    if old.image != new.image {
-        what.push(format!("image {} → {}", old.image, new.image));
+    if &old.image != image {
+        what.push(format!("image {} → {image}", old.image));
     }
-    if old.cpus != new.cpus {
-        what.push(format!("cpus {} → {}", old.cpus, new.cpus));
+    if &old.cpus != cpus {
+        what.push(format!("cpus {} → {cpus}", old.cpus));
     }
-    if old.memory_mib != new.memory_mib {
-        what.push(format!(
-            "memory {} → {} MiB",
-            old.memory_mib, new.memory_mib
-        ));
+    if &old.memory_mib != memory_mib {
+        what.push(format!("memory {} → {memory_mib} MiB", old.memory_mib));
     }
-    if old.nics != new.nics {
-        what.push(format!("NICs {} → {}", old.nics.len(), new.nics.len()));
+    if old.nics.len() != nics.len() {
+        what.push(format!("NICs {} → {}", old.nics.len(), nics.len()));
+    } else {
+        for (i, ((old_mac, old_net), (mac, net))) in old.nics.iter().zip(nics).enumerate() {
+            if old_mac != mac {
+                what.push(format!("eth{i} MAC {old_mac} → {mac}"));
+            }
+            if old_net != net {
+                what.push(format!("eth{i} network {old_net} → {net}"));
+            }
+        }
     }
-    (!what.is_empty()).then(|| what.join(", "))
+    if what.is_empty() {
+        what.push("its hardware changed".into());
+    }
+    Some(what.join(", "))
 }
 
 /// The steps that make the host match `t`, in the order they must run:
@@ -447,6 +469,32 @@ mod tests {
             "{}",
             steps[0].reason
         );
+    }
+
+    #[test]
+    fn every_hardware_difference_is_explained_and_equal_hardware_is_none() {
+        let hw = desired_hardware(&router(), "r1").unwrap();
+        assert_eq!(hardware_change(&hw, &hw), None);
+        let mut other = hw.clone();
+        other.cpus += 1;
+        other.image = "big".into();
+        assert_eq!(
+            hardware_change(&hw, &other).unwrap(),
+            format!(
+                "image {} → big, cpus {} → {}",
+                hw.image,
+                hw.cpus,
+                hw.cpus + 1
+            )
+        );
+        other = hw.clone();
+        other.nics[0].0 = "52:54:00:99:99:99".into();
+        assert_eq!(
+            hardware_change(&hw, &other).unwrap(),
+            format!("eth0 MAC {} → 52:54:00:99:99:99", hw.nics[0].0)
+        );
+        other.nics.pop();
+        assert_eq!(hardware_change(&hw, &other).unwrap(), "NICs 2 → 1");
     }
 
     #[test]

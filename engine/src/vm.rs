@@ -71,7 +71,7 @@ pub fn launch(
             m: tap_nics,
         });
     }
-    let log_path = spec.run_dir.join("qemu.log");
+    let log_path = crate::lab::VmDir::new(spec.run_dir.clone()).qemu_log();
     let log = File::create(&log_path).map_err(|source| VmError::Log {
         vm: spec.name.clone(),
         path: log_path.display().to_string(),

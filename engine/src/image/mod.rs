@@ -285,7 +285,7 @@ impl ImageStore {
                 continue;
             };
             for vm in vms.flatten() {
-                let overlay = vm.path().join("overlay.qcow2");
+                let overlay = crate::lab::VmDir::new(vm.path()).overlay();
                 if !overlay.exists() {
                     continue;
                 }

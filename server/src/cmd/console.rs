@@ -64,7 +64,7 @@ impl Drop for Raw {
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let engine = super::engine(state_dir)?;
     let t = super::stored_lab(state_dir, &args.lab, std::slice::from_ref(&args.vm))?;
-    let dir = engine.vm_dir(&t.name, &args.vm);
+    let dir = engine.vm_files(&t.name, &args.vm);
     if !engine::lab::running_qemus(&t.name).contains_key(&args.vm) {
         bail!(
             "{}: not running; start it with `minivm start {} {}`",
@@ -76,7 +76,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     if let Some(server) = super::serve::running(state_dir) {
         return through_server(&server, &t.name, &args.vm);
     }
-    let sock = engine::qemu::serial_socket(&dir);
+    let sock = dir.serial_socket();
     let deadline = Instant::now() + Duration::from_secs(5);
     let stream = loop {
         match UnixStream::connect(&sock) {
@@ -87,7 +87,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let log_path = dir.join("console.log");
+    let log_path = dir.console_log();
     let scrollback = fs::read_to_string(&log_path).unwrap_or_default();
     let lines: Vec<&str> = scrollback.lines().collect();
     let mut out = std::io::stdout();

@@ -25,7 +25,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         let nics = topology::resolve::nics(&t);
         let mut vms = Vec::new();
         for (vm, (state, pid)) in engine::lab::vm_states(&engine, &t) {
-            let pidfile = engine.vm_dir(&name, &vm).join("qemu.pid");
+            let pidfile = engine.vm_files(&name, &vm).pidfile();
             let uptime = pid
                 .and(std::fs::metadata(&pidfile).ok())
                 .and_then(|m| m.modified().ok())

@@ -1,0 +1,85 @@
+//! A VM's directory and the name of every file in it: each name is written
+//! here once. The directory is `<state>/labs/<lab>/vms/<vm>/` and belongs to
+//! the unprivileged QEMU user.
+
+use std::path::{Path, PathBuf};
+
+/// `<state>/labs/<lab>/vms/<vm>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmDir(PathBuf);
+
+impl VmDir {
+    pub fn new(path: PathBuf) -> VmDir {
+        VmDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The VM's only writable disk: a qcow2 overlay of its base image.
+    pub fn overlay(&self) -> PathBuf {
+        self.0.join("overlay.qcow2")
+    }
+
+    /// Where the overlay is made before it is renamed into place.
+    pub fn overlay_tmp(&self) -> PathBuf {
+        self.0.join(".overlay.qcow2.tmp")
+    }
+
+    /// The NoCloud `cidata` seed (vfat).
+    pub fn seed(&self) -> PathBuf {
+        self.0.join("seed.img")
+    }
+
+    pub fn seed_tmp(&self) -> PathBuf {
+        self.0.join(".seed.img.tmp")
+    }
+
+    /// The guest's configuration as QEMU hands it over fw_cfg.
+    pub fn fw_cfg_conf(&self) -> PathBuf {
+        self.0.join("minivm.conf")
+    }
+
+    /// What the process was started with (hardware, seed hash).
+    pub fn hardware(&self) -> PathBuf {
+        self.0.join("hardware.json")
+    }
+
+    /// The QEMU's pid: a hint; the process tag decides.
+    pub fn pidfile(&self) -> PathBuf {
+        self.0.join("qemu.pid")
+    }
+
+    /// QEMU's own stderr.
+    pub fn qemu_log(&self) -> PathBuf {
+        self.0.join("qemu.log")
+    }
+
+    /// Everything the guest wrote on its serial console, as read.
+    pub fn console_log(&self) -> PathBuf {
+        self.0.join("console.log")
+    }
+
+    /// Present once the guest said `minivm: ready NAME`.
+    pub fn ready(&self) -> PathBuf {
+        self.0.join("ready")
+    }
+
+    pub fn qmp_socket(&self) -> PathBuf {
+        crate::qemu::qmp_socket(&self.0)
+    }
+
+    pub fn serial_socket(&self) -> PathBuf {
+        crate::qemu::serial_socket(&self.0)
+    }
+
+    pub fn qga_socket(&self) -> PathBuf {
+        crate::qemu::qga_socket(&self.0)
+    }
+
+    /// Files of one boot, removed before the next.
+    pub fn boot_files(&self) -> [PathBuf; 3] {
+        [self.ready(), self.pidfile(), self.console_log()]
+    }
+}

@@ -1,0 +1,243 @@
+//! The lab on this host, one job per file:
+//!
+//! | file | job |
+//! |---|---|
+//! | `mod.rs` | the [`Engine`] of a state directory, [`LabError`], the lab lock |
+//! | `files.rs` | [`VmDir`]: a VM's directory and the name of every file in it |
+//! | `observe.rs` | what the host has of a lab (`observe`), one VM's state |
+//! | `apply.rs` | the executor: one plan step applied to the host |
+//! | `reconcile.rs` | the [`Host`] seam and the generic [`reconcile`] loop (plan, apply, observe again), with its fake-host tests |
+//! | `stop.rs` | stopping one VM, `down` of a whole lab |
+//! | `guest.rs` | the guest side: console readers, readiness, `exec`, console tails |
+//! | `procs.rs` | the /proc scan that finds a lab's QEMUs by their process tag |
+//!
+//! The executor and reconciler: observe what the host has of a lab, plan
+//! (`plan::plan`), apply each step, observe again. Level-triggered: `up`
+//! never asks why it runs, so a second `up` does nothing and a half-finished
+//! one is finished by the next.
+//!
+//! Files of a VM live in `<state>/labs/<lab>/vms/<vm>/` ([`VmDir`] names
+//! them). The directory belongs to the unprivileged QEMU user.
+
+mod apply;
+mod files;
+mod guest;
+mod observe;
+mod procs;
+mod reconcile;
+mod stop;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use topology::names::netns_name;
+use topology::{NetworkMode, Topology};
+
+use crate::accel::Choice;
+use crate::image::ImageStore;
+use crate::net;
+use crate::plan::{Step, VmHardware};
+use crate::vm::{self, RunAs};
+
+pub use files::VmDir;
+pub use guest::console_tail;
+pub use procs::{all_qemus, qemu_alive, running_qemus, vm_states, vm_states_with};
+pub use reconcile::{reconcile, Host};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{vm}: {what}")]
+    Vm { vm: String, what: String },
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("VMs not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<LabError>),
+    #[error("{vm}: not running (state {state})")]
+    NotRunning { vm: String, state: String },
+    #[error("network {network}: {what}")]
+    Network { network: String, what: String },
+    #[error("{vm}: guest agent: {source}")]
+    Agent {
+        vm: String,
+        source: crate::qga::QgaError,
+    },
+}
+
+pub type Result<T, E = LabError> = std::result::Result<T, E>;
+
+impl LabError {
+    /// The VMs this error is about (each `Vm` error, also inside `Several`).
+    pub fn failed_vms(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            LabError::Vm { vm, .. } | LabError::NotRunning { vm, .. } => [vm.clone()].into(),
+            LabError::Several(all) => all.iter().flat_map(|e| e.failed_vms()).collect(),
+            _ => Default::default(),
+        }
+    }
+
+    /// Only errors of single VMs or networks: the rest of the lab is fine.
+    pub fn is_partial(&self) -> bool {
+        match self {
+            LabError::Vm { .. } | LabError::Network { .. } => true,
+            LabError::Several(all) => all.iter().all(LabError::is_partial),
+            _ => false,
+        }
+    }
+
+    /// Several errors as one (none: `Ok`).
+    pub fn combine(mut errors: Vec<LabError>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(LabError::Several(errors)),
+        }
+    }
+}
+
+/// `e` with its causes, as one line: `cannot create X: No space left on device`.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s = format!("{s}: {c_s}");
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// `e` as an error of `vm` (unless it already names it).
+fn of_vm(vm: &str, e: LabError) -> LabError {
+    match e {
+        LabError::Vm { vm: ref v, .. } if v == vm => e,
+        e => LabError::Vm {
+            vm: vm.into(),
+            what: with_causes(&e),
+        },
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LabError + 'a {
+    move |source| LabError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a started VM was started with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Started {
+    hardware: VmHardware,
+    seed_hash: String,
+}
+
+/// One step of a reconcile, for progress output: `done` of `total` have
+/// started (steps of different VMs run in parallel).
+pub struct Progress<'a> {
+    pub done: usize,
+    pub total: usize,
+    pub step: &'a Step,
+}
+
+/// An exclusive hold on one lab: `up`, `down`, `start`, `stop` of the same
+/// lab never interleave, across processes (flock; released on exit, even on
+/// kill -9).
+pub struct LabLock {
+    _file: fs::File,
+}
+
+/// The engine for one state directory.
+pub struct Engine {
+    pub state_dir: PathBuf,
+    pub images: ImageStore,
+    pub accel: Choice,
+    pub run_as: Option<RunAs>,
+    /// How many VMs are worked on at once (default: the number of cores).
+    pub parallel: usize,
+    /// The QEMU binary VMs run with (default: qemu-system-x86_64 from PATH).
+    pub qemu: PathBuf,
+    /// VMs whose console this process reads (see `watch_console`).
+    consoles: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<PathBuf, std::sync::Arc<crate::console::Console>>,
+        >,
+    >,
+}
+
+impl Engine {
+    pub fn new(state_dir: &Path, accel: Choice, run_as: Option<RunAs>) -> Result<Self> {
+        Ok(Engine {
+            state_dir: state_dir.to_path_buf(),
+            images: ImageStore::open(state_dir)?,
+            accel,
+            run_as,
+            parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            qemu: PathBuf::from(vm::QEMU),
+            consoles: Default::default(),
+        })
+    }
+
+    /// Takes the lab's lock, waiting for another holder if there is one
+    /// (`waiting` is called once, before the wait).
+    pub fn lock(&self, lab: &str, waiting: &dyn Fn()) -> Result<LabLock> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.lab_dir(lab);
+        let path = dir.join(".lock");
+        let mut told = false;
+        loop {
+            fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+            let file = match crate::fsutil::lock_file(&path, false).map_err(io("lock", &path))? {
+                Some(f) => f,
+                None => {
+                    if !told {
+                        waiting();
+                        told = true;
+                    }
+                    crate::fsutil::lock_file(&path, true)
+                        .map_err(io("lock", &path))?
+                        .expect("a waiting lock is always taken")
+                }
+            };
+            // `down --cleanup` may have removed the directory while we waited:
+            // then the lock we hold is on a deleted file; take a fresh one.
+            let held = file.metadata().map_err(io("stat", &path))?;
+            if fs::metadata(&path).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
+                return Ok(LabLock { _file: file });
+            }
+        }
+    }
+
+    pub fn lab_dir(&self, lab: &str) -> PathBuf {
+        self.state_dir.join("labs").join(lab)
+    }
+
+    pub fn vm_dir(&self, lab: &str, vm: &str) -> PathBuf {
+        self.lab_dir(lab).join("vms").join(vm)
+    }
+
+    /// The directory of `vm` of `lab`, with its files named.
+    pub fn vm_files(&self, lab: &str, vm: &str) -> VmDir {
+        VmDir::new(self.vm_dir(lab, vm))
+    }
+
+    fn ns(t: &Topology) -> Option<String> {
+        (t.network_mode == NetworkMode::Isolated).then(|| netns_name(&t.name))
+    }
+}
