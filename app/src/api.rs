@@ -70,6 +70,34 @@ mod host {
         err(e)
     }
 
+    /// An operation refused or failed: bad input (an unknown action, a VM
+    /// the lab does not have, an image missing from the store) is 4xx; a
+    /// fault of the host is 500.
+    pub fn ops_err(e: engine::ops::OpsError) -> ServerFnError {
+        use engine::ops::OpsError::*;
+        match e {
+            Store(e) => store_err(e),
+            NoVm { .. } | UnknownAction(_) | NoImage { .. } => {
+                status(http::StatusCode::BAD_REQUEST);
+                err(e)
+            }
+            Lab(engine::lab::LabError::NotRunning { .. }) => {
+                status(http::StatusCode::CONFLICT);
+                err(e)
+            }
+            Lab(_) | Image(_) => {
+                status(http::StatusCode::INTERNAL_SERVER_ERROR);
+                err(e)
+            }
+        }
+    }
+
+    /// Input refused before anything is done: 400, with the reason.
+    pub fn bad_request(message: impl std::fmt::Display) -> ServerFnError {
+        status(http::StatusCode::BAD_REQUEST);
+        err(message)
+    }
+
     /// Runs blocking engine work off the async runtime.
     pub async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static,
@@ -161,7 +189,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
 /// (The topology travels as JSON text, exactly as it is exported.)
 #[server(endpoint = "save_lab")]
 pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
-    let t: Topology = serde_json::from_str(&topology_json).map_err(host::err)?;
+    let t: Topology = serde_json::from_str(&topology_json).map_err(host::bad_request)?;
     let s = host::service()?;
     let rev = s.store.put(&t, Some(&revision)).map_err(host::store_err)?;
     s.lab_saved(&t.name, &rev);
@@ -209,7 +237,7 @@ pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
 #[server(endpoint = "import_lab")]
 pub async fn import_lab(text: String, name: Option<String>) -> Result<String, ServerFnError> {
     let mut t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
-        ServerFnError::new(
+        host::bad_request(
             e.problems()
                 .iter()
                 .map(|p| p.to_string())
@@ -222,7 +250,7 @@ pub async fn import_lab(text: String, name: Option<String>) -> Result<String, Se
     }
     let problems = topology::validate(&t);
     if !problems.is_empty() {
-        return Err(ServerFnError::new(
+        return Err(host::bad_request(
             problems
                 .iter()
                 .map(|p| p.to_string())
@@ -242,6 +270,9 @@ pub async fn lab_action(
     action: String,
     #[server(default)] vms: Vec<String>,
 ) -> Result<(), ServerFnError> {
+    // Parsed here, not by the argument decoder, so that an unknown word is
+    // answered 400 with the words that are known.
+    let action: engine::ops::VmAction = action.parse().map_err(host::ops_err)?;
     let s = host::service()?;
     let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
     let vms: Vec<String> = if vms.is_empty() {
@@ -249,25 +280,13 @@ pub async fn lab_action(
     } else {
         vms
     };
-    if let Some(vm) = vms.iter().find(|v| t.node(v).is_none()) {
-        return Err(ServerFnError::new(format!(
-            "lab {lab:?} has no VM named {vm:?}"
-        )));
-    }
-    if !matches!(action.as_str(), "start" | "stop" | "restart") {
-        return Err(ServerFnError::new(format!(
-            "unknown action {action:?} (start, stop, restart)"
-        )));
-    }
-    engine::ops::check_images(&s.engine, &t).map_err(host::err)?;
+    engine::ops::check_vms(&t, &vms).map_err(host::ops_err)?;
+    engine::ops::check_images(&s.engine, &t).map_err(host::ops_err)?;
     s.spawn(&lab, move |s| {
         let say = s.sayer(&t.name);
         let names: Vec<&str> = vms.iter().map(String::as_str).collect();
-        if action != "start" {
-            engine::ops::stop(&s.engine, &t, &names, &say).map_err(|e| e.to_string())?;
-        }
-        if action != "stop" {
-            engine::ops::start(
+        action
+            .run(
                 &s.engine,
                 &t,
                 &names,
@@ -275,7 +294,6 @@ pub async fn lab_action(
                 &say,
             )
             .map_err(|e| e.to_string())?;
-        }
         say(format!("{action}: done ({})", names.join(", ")));
         Ok(())
     });
@@ -329,22 +347,24 @@ pub struct ExecOutput {
 /// line is split into words (quotes group); no shell is put in between.
 #[server(endpoint = "exec_vm")]
 pub async fn exec_vm(lab: String, vm: String, line: String) -> Result<ExecOutput, ServerFnError> {
-    let argv = crate::edit::split_words(&line).map_err(ServerFnError::new)?;
+    let argv = crate::edit::split_words(&line).map_err(host::bad_request)?;
     if argv.is_empty() {
-        return Err(ServerFnError::new("type a command"));
+        return Err(host::bad_request("type a command"));
     }
     let s = host::service()?;
     s.store.get(&lab).map_err(host::store_err)?;
-    host::blocking(move || {
-        let r = s
-            .engine
+    // The engine's error is turned into a status here, in the request's
+    // context (a blocking thread has none).
+    let r = tokio::task::spawn_blocking(move || {
+        s.engine
             .exec(&lab, &vm, &argv, std::time::Duration::from_secs(30))
-            .map_err(host::err)?;
-        Ok(ExecOutput {
-            exit_code: r.exit_code,
-            stdout: r.stdout,
-            stderr: r.stderr,
-        })
     })
     .await
+    .map_err(host::err)?
+    .map_err(|e| host::ops_err(e.into()))?;
+    Ok(ExecOutput {
+        exit_code: r.exit_code,
+        stdout: r.stdout,
+        stderr: r.stderr,
+    })
 }

@@ -74,6 +74,30 @@ fn LabList(list: Vec<LabSummary>, selected: Signal<Option<String>>) -> impl Into
     }
 }
 
+/// What the lab list's buttons do: one variant each, so no word can be
+/// taken for another (least of all for Delete).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LabOp {
+    New,
+    Import,
+    Rename,
+    Duplicate,
+    Delete,
+}
+
+impl LabOp {
+    /// As the page says it ("rename: done").
+    fn word(self) -> &'static str {
+        match self {
+            LabOp::New => "new",
+            LabOp::Import => "import",
+            LabOp::Rename => "rename",
+            LabOp::Duplicate => "duplicate",
+            LabOp::Delete => "delete",
+        }
+    }
+}
+
 /// New, import, rename, duplicate, delete.
 #[component]
 fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl IntoView {
@@ -87,18 +111,18 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
     };
     let run = {
         let go = go.clone();
-        move |what: &'static str| {
+        move |what: LabOp| {
             let go = go.clone();
             let new_name = name.get_untracked().trim().to_string();
             let current = selected.get_untracked().unwrap_or_default();
             let text = import_text.get_untracked();
             leptos::task::spawn_local(async move {
                 let result = match what {
-                    "new" => create_lab(new_name).await,
-                    "import" => import_lab(text, Some(new_name)).await,
-                    "rename" => rename_lab(current, new_name).await,
-                    "duplicate" => duplicate_lab(current, new_name).await,
-                    _ => {
+                    LabOp::New => create_lab(new_name).await,
+                    LabOp::Import => import_lab(text, Some(new_name)).await,
+                    LabOp::Rename => rename_lab(current, new_name).await,
+                    LabOp::Duplicate => duplicate_lab(current, new_name).await,
+                    LabOp::Delete => {
                         let ok = window()
                             .confirm_with_message(&format!("Delete lab {current:?} and its disks?"))
                             .unwrap_or(false);
@@ -110,7 +134,7 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                 };
                 match result {
                     Ok(lab) => {
-                        message.set(Some((true, format!("{what}: done"))));
+                        message.set(Some((true, format!("{}: done", what.word()))));
                         name.set(String::new());
                         import_text.set(String::new());
                         go(lab);
@@ -136,10 +160,10 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
             <input class="lab-name" placeholder="lab name" prop:value=move || name.get()
                 on:input=move |ev| name.set(event_target_value(&ev))/>
             <div class="buttons">
-                <button class="new-lab" on:click=move |_| r1("new")>"New"</button>
-                <button class="rename-lab" on:click=move |_| r2("rename")>"Rename"</button>
-                <button class="duplicate-lab" on:click=move |_| r3("duplicate")>"Duplicate"</button>
-                <button class="delete-lab danger" on:click=move |_| r4("delete")>"Delete"</button>
+                <button class="new-lab" on:click=move |_| r1(LabOp::New)>"New"</button>
+                <button class="rename-lab" on:click=move |_| r2(LabOp::Rename)>"Rename"</button>
+                <button class="duplicate-lab" on:click=move |_| r3(LabOp::Duplicate)>"Duplicate"</button>
+                <button class="delete-lab danger" on:click=move |_| r4(LabOp::Delete)>"Delete"</button>
             </div>
             <details class="import">
                 <summary>"Import JSON or YAML"</summary>
@@ -147,7 +171,7 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                 <textarea class="import-text" rows="6" placeholder="or paste a topology here"
                     prop:value=move || import_text.get()
                     on:input=move |ev| import_text.set(event_target_value(&ev))></textarea>
-                <button class="import-lab" on:click=move |_| r5("import")>"Import"</button>
+                <button class="import-lab" on:click=move |_| r5(LabOp::Import)>"Import"</button>
                 <p class="muted">"The name above, if given, replaces the file's."</p>
             </details>
             {move || message.get().map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })}

@@ -18,8 +18,14 @@ pub enum OpsError {
         "node {node:?}: no image named {image:?} (see `minivm image list`); nothing was changed"
     )]
     NoImage { node: String, image: String },
-    #[error("lab {lab:?} has no VM named {vm:?}")]
-    NoVm { lab: String, vm: String },
+    #[error("lab {lab:?} has no VM named {vm:?} (it has: {})", has.join(", "))]
+    NoVm {
+        lab: String,
+        vm: String,
+        has: Vec<String>,
+    },
+    #[error("unknown action {0:?} (start, stop, restart)")]
+    UnknownAction(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -56,13 +62,82 @@ pub fn check_images(engine: &Engine, t: &Topology) -> Result<()> {
     first_missing.map_or(Ok(()), Err)
 }
 
-fn check_vms(t: &Topology, vms: &[&str]) -> Result<()> {
-    match vms.iter().find(|v| t.node(v).is_none()) {
+/// Refuses a VM name the lab does not have, listing those it has: the one
+/// check of VM names for the CLI, the web app and the operations here.
+pub fn check_vms<S: AsRef<str>>(t: &Topology, vms: &[S]) -> Result<()> {
+    match vms.iter().find(|v| t.node(v.as_ref()).is_none()) {
         Some(vm) => Err(OpsError::NoVm {
             lab: t.name.clone(),
-            vm: vm.to_string(),
+            vm: vm.as_ref().to_string(),
+            has: t.nodes.iter().map(|n| n.name.clone()).collect(),
         }),
         None => Ok(()),
+    }
+}
+
+/// What can be done to VMs of a stored lab: the one command the CLI
+/// (`minivm start|stop|restart`) and the web app (a VM's, the selection's
+/// and the lab's buttons) send. On the wire it is its lowercase name; any
+/// other word is refused, never taken for another action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl std::str::FromStr for VmAction {
+    type Err = OpsError;
+
+    fn from_str(s: &str) -> Result<VmAction> {
+        match s {
+            "start" => Ok(VmAction::Start),
+            "stop" => Ok(VmAction::Stop),
+            "restart" => Ok(VmAction::Restart),
+            _ => Err(OpsError::UnknownAction(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for VmAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VmAction::Start => "start",
+            VmAction::Stop => "stop",
+            VmAction::Restart => "restart",
+        })
+    }
+}
+
+impl VmAction {
+    /// Carries the action out on `vms` of the stored lab `t`: a stop powers
+    /// them down, a start makes what they need and waits until they are
+    /// ready, a restart does both.
+    pub fn run(
+        self,
+        engine: &Engine,
+        t: &Topology,
+        vms: &[&str],
+        timeout: Duration,
+        say: &(dyn Fn(String) + Sync),
+    ) -> Result<()> {
+        check_vms(t, vms)?;
+        if matches!(self, VmAction::Stop | VmAction::Restart) {
+            stop(engine, t, vms, say)?;
+        }
+        if matches!(self, VmAction::Start | VmAction::Restart) {
+            start(engine, t, vms, timeout, say)?;
+        }
+        Ok(())
+    }
+
+    /// The state the VMs are in once the action succeeded.
+    pub fn outcome(self) -> crate::lifecycle::VmState {
+        match self {
+            VmAction::Start | VmAction::Restart => crate::lifecycle::VmState::Running,
+            VmAction::Stop => crate::lifecycle::VmState::Stopped,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use engine::ops::VmAction;
 
 #[derive(Parser)]
 #[command(
@@ -79,9 +80,9 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::run(args, &cli.state_dir),
         Command::Down(args) => cmd::down::run(args, &cli.state_dir),
         Command::Status(args) => cmd::status::run(args, &cli.state_dir),
-        Command::Start(args) => cmd::vm::run(cmd::vm::Verb::Start, args, &cli.state_dir),
-        Command::Stop(args) => cmd::vm::run(cmd::vm::Verb::Stop, args, &cli.state_dir),
-        Command::Restart(args) => cmd::vm::run(cmd::vm::Verb::Restart, args, &cli.state_dir),
+        Command::Start(args) => cmd::vm::run(VmAction::Start, args, &cli.state_dir),
+        Command::Stop(args) => cmd::vm::run(VmAction::Stop, args, &cli.state_dir),
+        Command::Restart(args) => cmd::vm::run(VmAction::Restart, args, &cli.state_dir),
         Command::Exec(args) => cmd::exec::run(args, &cli.state_dir),
         Command::Console(args) => cmd::console::run(args, &cli.state_dir),
         Command::Check(args) => cmd::check::run(args, &cli.state_dir),

@@ -36,14 +36,6 @@ pub fn stored_lab(
     vms: &[String],
 ) -> anyhow::Result<topology::Topology> {
     let (t, _) = engine::LabStore::open(state_dir)?.get(lab)?;
-    for vm in vms {
-        if t.node(vm).is_none() {
-            let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
-            anyhow::bail!(
-                "lab {lab:?} has no VM named {vm:?} (it has: {})",
-                names.join(", ")
-            );
-        }
-    }
+    engine::ops::check_vms(&t, vms)?;
     Ok(t)
 }

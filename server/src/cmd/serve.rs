@@ -113,6 +113,9 @@ async fn serve(
             app::shell,
         ))
         .with_state(options)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::web::guard::MAX_BODY as usize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             gate,
             crate::web::guard::middleware,

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use engine::ops::VmAction;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The lab's name.
@@ -19,33 +21,22 @@ pub struct Args {
     timeout: u64,
 }
 
-#[derive(Clone, Copy)]
-pub enum Verb {
-    Start,
-    Stop,
-    Restart,
-}
-
-pub fn run(verb: Verb, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(action: VmAction, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let engine = super::engine(state_dir)?;
     let t = super::stored_lab(state_dir, &args.lab, &args.vms)?;
     let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
-    if matches!(verb, Verb::Stop | Verb::Restart) {
-        engine::ops::stop(&engine, &t, &vms, &super::say)?;
-    }
-    if matches!(verb, Verb::Start | Verb::Restart) {
-        engine::ops::start(
-            &engine,
-            &t,
-            &vms,
-            Duration::from_secs(args.timeout),
-            &super::say,
-        )?;
-    }
-    let what = match verb {
-        Verb::Start | Verb::Restart => "running",
-        Verb::Stop => "stopped",
-    };
-    println!("lab {:?}: {} {what}", t.name, args.vms.join(", "));
+    action.run(
+        &engine,
+        &t,
+        &vms,
+        Duration::from_secs(args.timeout),
+        &super::say,
+    )?;
+    println!(
+        "lab {:?}: {} {}",
+        t.name,
+        args.vms.join(", "),
+        action.outcome()
+    );
     Ok(ExitCode::SUCCESS)
 }

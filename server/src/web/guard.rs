@@ -104,6 +104,10 @@ pub async fn middleware(State(gate): State<Gate>, req: Request<Body>, next: Next
         tracing::warn!(method = %req.method(), uri = %req.uri(), why, "refused");
         return (StatusCode::FORBIDDEN, why).into_response();
     }
+    if let Err(why) = check_body_size(req.headers()) {
+        tracing::warn!(method = %req.method(), uri = %req.uri(), why, "refused");
+        return (StatusCode::PAYLOAD_TOO_LARGE, why).into_response();
+    }
     let mut resp = next.run(req).await;
     if let (Some(t), Some(_)) = (query_token, &gate.token) {
         if let Ok(v) = format!("minivm_token={t}; Path=/; HttpOnly; SameSite=Strict").parse() {
@@ -113,9 +117,40 @@ pub async fn middleware(State(gate): State<Gate>, req: Request<Body>, next: Next
     resp
 }
 
+/// The largest request body read (serve.rs gives axum the same limit, so a
+/// body sent without a length stops there too). A lab of hundreds of VMs
+/// is a few hundred KiB.
+pub const MAX_BODY: u64 = 2 * 1024 * 1024;
+
+/// Refuses a body whose declared length is over [`MAX_BODY`], before it is
+/// read, with both sizes in the message.
+fn check_body_size(headers: &HeaderMap) -> Result<(), String> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > MAX_BODY => Err(format!(
+            "the request body is {len} bytes, over the limit of {MAX_BODY} bytes ({} MiB)",
+            MAX_BODY / (1024 * 1024)
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_with_both_sizes() {
+        let big = (MAX_BODY + 1).to_string();
+        let e = check_body_size(&headers(&[("content-length", big.as_str())])).unwrap_err();
+        assert!(e.contains(&big) && e.contains("2 MiB"), "{e}");
+        let fits = MAX_BODY.to_string();
+        assert!(check_body_size(&headers(&[("content-length", fits.as_str())])).is_ok());
+        assert!(check_body_size(&headers(&[])).is_ok());
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
