@@ -12,7 +12,7 @@ cytoscape.use(edgehandles);
 
 const STATE_COLOURS = {
   defined: '#9aa5b1', stopped: '#9aa5b1', starting: '#e0a030', running: '#2f9e44',
-  stopping: '#e0a030', crashed: '#d6336c',
+  crashed: '#d6336c',
 };
 
 const style = [

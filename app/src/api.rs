@@ -24,8 +24,8 @@ pub struct LabSummary {
 pub struct LabView {
     pub topology: Topology,
     pub revision: String,
-    /// VM → (state, pid).
-    pub states: BTreeMap<String, (String, Option<u32>)>,
+    /// VM → its state and pid.
+    pub states: BTreeMap<String, topology::lifecycle::VmStatus>,
     pub seq: u64,
 }
 

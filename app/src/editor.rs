@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use topology::events::{Event, EventKind};
+use topology::lifecycle::{VmState, VmStatus};
 use topology::{Problem, Route, Topology};
 
 use crate::api::{
@@ -16,7 +17,7 @@ use crate::edit;
 use crate::graph::{self, parse_id, Element};
 use crate::labs::server_message;
 
-type States = BTreeMap<String, (String, Option<u32>)>;
+type States = BTreeMap<String, VmStatus>;
 
 /// Everything the editor's parts share. Signals are Copy, so is this.
 #[derive(Clone, Copy)]
@@ -170,14 +171,14 @@ impl Ed {
                 pid,
                 tail,
             } if l == lab => {
-                if state == "crashed" && !tail.is_empty() {
+                if state == VmState::Crashed && !tail.is_empty() {
                     self.error.set(Some(format!(
                         "{vm} crashed. Its last console lines:\n{}",
                         tail.join("\n")
                     )));
                 }
                 self.states.update(|s| {
-                    s.insert(vm, (state, pid));
+                    s.insert(vm, VmStatus { state, pid });
                 });
             }
             EventKind::LabChanged { lab: l, revision } if l == lab => {
@@ -365,11 +366,11 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
             });
         });
         Effect::new(move |_| {
-            let s: BTreeMap<String, String> = ed
+            let s: BTreeMap<String, VmState> = ed
                 .states
                 .get()
                 .into_iter()
-                .map(|(k, (s, _))| (k, s))
+                .map(|(k, s)| (k, s.state))
                 .collect();
             let json = serde_json::to_string(&s).unwrap_or_default();
             // Elements first (a new VM), then its state.
@@ -592,8 +593,9 @@ fn VmProps(
             ed.states
                 .get()
                 .get(&vm)
-                .map(|s| s.0.clone())
-                .unwrap_or_else(|| "defined".into())
+                .map(|s| s.state)
+                .unwrap_or_default()
+                .to_string()
         }
     };
     let state2 = state.clone();

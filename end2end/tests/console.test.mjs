@@ -5,15 +5,14 @@
 // -9 shows as crashed with its last console lines.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage, bin, minivmIn } from './harness.mjs';
 
 let server;
 let browser;
-const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
-const minivm = (...args) => execFileSync(bin, ['--state-dir', server.stateDir, ...args], { encoding: 'utf8' });
+const minivm = (...args) => minivmIn(server.stateDir, ...args);
 const LAB = 'console-e2e';
 
 before(async () => {

@@ -10,12 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage, bin, minivmIn } from './harness.mjs';
 
 let server;
 let browser;
-const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
-const minivm = (...args) => execFileSync(bin, ['--state-dir', server.stateDir, ...args], { encoding: 'utf8' });
+const minivm = (...args) => minivmIn(server.stateDir, ...args);
 
 before(async () => {
   server = await startServer();

@@ -14,6 +14,11 @@ export const screenshotDir = join(root, 'end2end', 'screenshots');
 
 export const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
 
+// `minivm --state-dir DIR ARGS...`, its stdout; throws when it fails.
+export function minivmIn(stateDir, ...args) {
+  return execFileSync(bin, ['--state-dir', stateDir, ...args], { encoding: 'utf8' });
+}
+
 // What `minivm image build` leaves in a state directory.
 const BUILT = ['images/tiny.qcow2', 'images/tiny.json', 'cache/probe/vmlinuz', 'cache/probe/initrd.gz'];
 
@@ -24,12 +29,12 @@ const BUILT = ['images/tiny.qcow2', 'images/tiny.json', 'cache/probe/vmlinuz', '
 export function tinyImage(stateDir) {
   const cache = process.env.MINIVM_TEST_IMAGE_CACHE;
   if (!cache) {
-    execFileSync(bin, ['--state-dir', stateDir, 'image', 'build'], { encoding: 'utf8' });
+    minivmIn(stateDir, 'image', 'build');
     return;
   }
   if (!BUILT.every((f) => existsSync(join(cache, f)))) {
     mkdirSync(cache, { recursive: true });
-    execFileSync(bin, ['--state-dir', cache, 'image', 'build'], { encoding: 'utf8' });
+    minivmIn(cache, 'image', 'build');
   }
   for (const f of BUILT) {
     mkdirSync(join(stateDir, f, '..'), { recursive: true });

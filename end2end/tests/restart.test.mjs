@@ -3,18 +3,17 @@
 // an open page reconnects by itself and shows the state again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, openApp, graphOf, root, tinyImage } from './harness.mjs';
+import { launchBrowser, openApp, graphOf, root, tinyImage, bin, minivmIn } from './harness.mjs';
 
-const bin = process.env.MINIVM_BIN ?? join(root, 'target', 'debug', 'minivm');
 const LAB = 'restart-e2e';
 let stateDir;
 let browser;
 let server = null;
-const minivm = (...args) => execFileSync(bin, ['--state-dir', stateDir, ...args], { encoding: 'utf8' });
+const minivm = (...args) => minivmIn(stateDir, ...args);
 
 // Starts the server on `bind`; resolves with its URL once it listens.
 function serve(bind) {
@@ -45,7 +44,7 @@ async function stateWithin(url, ms) {
     });
     if (res.ok) {
       const view = await res.json();
-      if (view.states.vm1?.[0] === 'running') return Date.now() - t0;
+      if (view.states.vm1?.state === 'running') return Date.now() - t0;
     }
     if (Date.now() - t0 > ms) throw new Error(`vm1 not reported running within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));

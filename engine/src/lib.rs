@@ -17,7 +17,7 @@ pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod lab;
-pub mod lifecycle;
+pub use topology::lifecycle;
 pub mod net;
 pub mod ops;
 pub mod plan;
@@ -27,6 +27,7 @@ pub mod qga;
 pub mod qmp;
 pub mod seed;
 pub mod service;
+pub mod status;
 pub mod store;
 pub mod vm;
 

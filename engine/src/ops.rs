@@ -280,7 +280,7 @@ pub fn restart_crashed(engine: &Engine, t: &Topology, vm: &str) -> Result<bool> 
     let _lock = engine.lock(&t.name, &|| {})?;
     let crashed = crate::lab::vm_states(engine, t)
         .get(vm)
-        .is_some_and(|(s, _)| *s == Some(crate::lifecycle::VmState::Crashed));
+        .is_some_and(|s| s.state == crate::lifecycle::VmState::Crashed);
     if !crashed {
         return Ok(false);
     }

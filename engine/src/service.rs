@@ -11,6 +11,7 @@ use topology::{RestartPolicy, Topology};
 
 use crate::events::EventBus;
 use crate::lab::Engine;
+use crate::lifecycle::{VmState, VmStatus};
 use crate::store::LabStore;
 
 /// How often the watcher looks at the host.
@@ -27,7 +28,7 @@ pub struct Service {
 /// What the watcher saw last: per lab, its revision and its VMs' states.
 #[derive(Default)]
 struct Seen {
-    states: BTreeMap<(String, String), (String, Option<u32>)>,
+    states: BTreeMap<(String, String), VmStatus>,
 }
 
 impl Service {
@@ -70,27 +71,8 @@ impl Service {
     }
 
     /// The VM states of a lab, as the watcher reports them.
-    pub fn states(&self, t: &Topology) -> BTreeMap<String, (String, Option<u32>)> {
-        self.states_with(t, &crate::lab::running_qemus(&t.name))
-    }
-
-    fn states_with(
-        &self,
-        t: &Topology,
-        procs: &BTreeMap<String, u32>,
-    ) -> BTreeMap<String, (String, Option<u32>)> {
-        crate::lab::vm_states_with(&self.engine, t, procs)
-            .into_iter()
-            .map(|(vm, (s, pid))| {
-                (
-                    vm,
-                    (
-                        s.map(|s| s.to_string()).unwrap_or_else(|| "defined".into()),
-                        pid,
-                    ),
-                )
-            })
-            .collect()
+    pub fn states(&self, t: &Topology) -> BTreeMap<String, VmStatus> {
+        crate::lab::vm_states(&self.engine, t)
     }
 
     /// Watches the host forever (on its own thread): publishes a VmState
@@ -120,19 +102,19 @@ impl Service {
                 exits.track(all.values().flat_map(|vms| vms.values().copied()));
                 for (_, t) in &labs {
                     let procs = all.remove(&t.name).unwrap_or_default();
-                    for (vm, now) in self.states_with(t, &procs) {
+                    for (vm, now) in crate::lab::vm_states_with(&self.engine, t, &procs) {
                         // Read every live VM's console: readiness is seen,
                         // and the scrollback grows from boot on.
-                        if now.0 == "starting" || now.0 == "running" {
+                        if now.state.has_process() {
                             self.engine.watch_if_needed(&t.name, &vm);
                         }
                         let key = (t.name.clone(), vm.clone());
-                        let before = seen.states.get(&key).map(|s| s.0.clone());
+                        let before = seen.states.get(&key).map(|s| s.state);
                         if seen.states.get(&key) == Some(&now) {
                             continue;
                         }
-                        let crashed =
-                            now.0 == "crashed" && before.as_deref().is_some_and(|b| b != "crashed");
+                        let crashed = now.state == VmState::Crashed
+                            && before.is_some_and(|b| b != VmState::Crashed);
                         let tail = if crashed {
                             crate::lab::console_tail(&self.engine.vm_dir(&t.name, &vm), 10)
                         } else {
@@ -144,11 +126,11 @@ impl Service {
                         self.bus.publish(EventKind::VmState {
                             lab: t.name.clone(),
                             vm: vm.clone(),
-                            state: now.0.clone(),
-                            pid: now.1,
+                            state: now.state,
+                            pid: now.pid,
                             tail,
                         });
-                        restarts.saw(&key, &now.0);
+                        restarts.saw(&key, now.state);
                         if crashed {
                             if let Some(node) = t.node(&vm) {
                                 if t.node_restart(node) == RestartPolicy::OnFailure {
@@ -264,11 +246,11 @@ pub fn restart_delay(attempt: u32) -> Duration {
 }
 
 impl Restarts {
-    fn saw(&mut self, key: &(String, String), state: &str) {
+    fn saw(&mut self, key: &(String, String), state: VmState) {
         let b = self.vms.entry(key.clone()).or_default();
         match state {
-            "running" => b.running_since = Some(std::time::Instant::now()),
-            "crashed" => {}
+            VmState::Running => b.running_since = Some(std::time::Instant::now()),
+            VmState::Crashed => {}
             _ => b.running_since = None,
         }
     }
@@ -366,12 +348,12 @@ mod tests {
     fn backoff_starts_afresh_after_a_long_run() {
         let mut r = Restarts::default();
         let k = ("lab".to_string(), "vm".to_string());
-        r.saw(&k, "running");
+        r.saw(&k, VmState::Running);
         assert_eq!(r.next_delay(&k), Duration::from_secs(1));
-        r.saw(&k, "starting");
-        r.saw(&k, "running");
+        r.saw(&k, VmState::Starting);
+        r.saw(&k, VmState::Running);
         assert_eq!(r.next_delay(&k), Duration::from_secs(2));
-        r.saw(&k, "running");
+        r.saw(&k, VmState::Running);
         r.vms.get_mut(&k).unwrap().running_since =
             Some(std::time::Instant::now() - RESTART_RESET_AFTER);
         assert_eq!(r.next_delay(&k), Duration::from_secs(1));

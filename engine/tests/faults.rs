@@ -114,7 +114,7 @@ fn each_fault_fails_only_its_vm_or_network() {
         "{lines:#?}"
     );
     let states = engine::lab::vm_states(&engine, &t);
-    let state_of = |vm: &str| states[vm].0.map(|s| s.to_string());
+    let state_of = |vm: &str| Some(states[vm].state.to_string());
     assert_eq!(state_of("ok1").as_deref(), Some("running"));
     assert_eq!(state_of("ok2").as_deref(), Some("running"));
     for vm in ["full", "noimg", "blocked"] {

@@ -17,7 +17,7 @@ use topology::Topology;
 fn pids(engine: &Engine, t: &Topology) -> std::collections::BTreeMap<String, u32> {
     engine::lab::vm_states(engine, t)
         .into_iter()
-        .filter_map(|(vm, (_, pid))| Some((vm, pid?)))
+        .filter_map(|(vm, s)| Some((vm, s.pid?)))
         .collect()
 }
 

@@ -194,7 +194,7 @@ fn left_alone(
     state: &str,
 ) {
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(svc.states(t)[vm].0, state);
+    assert_eq!(svc.states(t)[vm].state.as_str(), state);
     while let Ok(e) = rx.try_recv() {
         assert!(
             state_of(&e.kind, &t.name, vm).is_none(),

@@ -1,20 +1,9 @@
 //! `minivm image` and `minivm doctor` as a user runs them, on a fresh state
 //! directory (removed at the end). Needs root, qemu and apt.
 
-use std::process::{Command, Output};
+mod common;
 
-fn minivm(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minivm"))
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .expect("run minivm")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{minivm, text};
 
 #[test]
 fn build_list_doctor_and_refusals() {

@@ -1,17 +1,13 @@
 //! `minivm validate` as a user runs it: the real binary on real files.
 
-#[path = "../../topology/tests/common/mod.rs"]
 mod common;
+#[path = "../../topology/tests/common/mod.rs"]
+mod fixtures;
 
 use std::path::Path;
 use std::process::Command;
 
-fn minivm(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_minivm"))
-        .args(args)
-        .output()
-        .expect("run minivm")
-}
+use common::minivm_alone as minivm;
 
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -47,7 +43,7 @@ fn accepts_both_examples_with_a_one_line_summary() {
 
 #[test]
 fn rejects_every_bad_fixture_naming_the_field() {
-    let fixtures = common::bad_fixtures();
+    let fixtures = fixtures::bad_fixtures();
     assert!(fixtures.len() >= 40);
     for f in fixtures {
         let out = minivm(&["validate", &f.file.to_string_lossy()]);

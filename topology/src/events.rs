@@ -18,12 +18,12 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A VM's state as observed on the host (whoever changed it: the web
-    /// app, the CLI, a crash). `state` is a lifecycle state name:
-    /// defined, starting, running, stopping, stopped, crashed.
+    /// app, the CLI, a crash). On the wire `state` is its lowercase name:
+    /// defined, starting, running, stopped, crashed.
     VmState {
         lab: String,
         vm: String,
-        state: String,
+        state: crate::lifecycle::VmState,
         pid: Option<u32>,
         /// With `crashed`: the VM's last console lines.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]

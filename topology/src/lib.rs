@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod examples;
+pub mod lifecycle;
 pub mod model;
 pub mod names;
 pub mod net;

@@ -42,11 +42,7 @@ impl Engine {
         if running_qemus(lab).contains_key(vm) {
             return Ok(());
         }
-        let state = self
-            .observe_vm(lab, vm, None)
-            .state
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "defined".into());
+        let state = self.observe_vm(lab, vm, None).state.unwrap_or_default();
         Err(LabError::NotRunning {
             vm: vm.into(),
             state,

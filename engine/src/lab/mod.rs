@@ -65,7 +65,10 @@ pub enum LabError {
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<LabError>),
     #[error("{vm}: not running (state {state})")]
-    NotRunning { vm: String, state: String },
+    NotRunning {
+        vm: String,
+        state: crate::lifecycle::VmState,
+    },
     #[error("network {network}: {what}")]
     Network { network: String, what: String },
     #[error("{vm}: guest agent: {source}")]

@@ -9,7 +9,7 @@ use std::fs;
 use topology::Topology;
 
 use super::Engine;
-use crate::lifecycle::VmState;
+use crate::lifecycle::VmStatus;
 use crate::qemu;
 
 /// The live QEMU processes of `lab`, by VM name, found by the process tag
@@ -87,11 +87,8 @@ pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
     !zombie && String::from_utf8_lossy(&cmdline).contains(&tag)
 }
 
-/// Per VM: state and pid, for `status`.
-pub fn vm_states(
-    engine: &Engine,
-    t: &Topology,
-) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
+/// Per VM: state and pid, for `status` and the web app.
+pub fn vm_states(engine: &Engine, t: &Topology) -> BTreeMap<String, VmStatus> {
     vm_states_with(engine, t, &running_qemus(&t.name))
 }
 
@@ -100,15 +97,17 @@ pub fn vm_states_with(
     engine: &Engine,
     t: &Topology,
     procs: &BTreeMap<String, u32>,
-) -> BTreeMap<String, (Option<VmState>, Option<u32>)> {
+) -> BTreeMap<String, VmStatus> {
     t.nodes
         .iter()
         .map(|n| {
             let pid = procs.get(&n.name).copied();
-            (
-                n.name.clone(),
-                (engine.observe_vm(&t.name, &n.name, pid).state, pid),
-            )
+            // A VM with no files yet is just defined.
+            let state = engine
+                .observe_vm(&t.name, &n.name, pid)
+                .state
+                .unwrap_or_default();
+            (n.name.clone(), VmStatus { state, pid })
         })
         .collect()
 }

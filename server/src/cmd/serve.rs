@@ -29,6 +29,9 @@ pub struct Args {
     token: Option<String>,
 }
 
+/// Stack of each async worker thread.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let site_root = match args.site_root {
@@ -66,7 +69,14 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     tracing::info!(accelerator = engine.accel.accel.name(), reason = %engine.accel.reason, "engine ready");
     let service = engine::service::Service::new(engine, store);
     service.clone().watch();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Server-side rendering of the editor nests deep view types: a debug
+    // build overflows tokio's default 2 MiB worker stack. The stack is only
+    // reserved, not used, beyond what rendering needs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK)
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(serve(args.bind, site_root, service, token))?;
     Ok(ExitCode::SUCCESS)
 }

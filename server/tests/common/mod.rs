@@ -19,6 +19,14 @@ pub fn tiny_image(state: &Path) {
     });
 }
 
+/// `minivm ARGS` with no state directory (commands that need none).
+pub fn minivm_alone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minivm"))
+        .args(args)
+        .output()
+        .expect("run minivm")
+}
+
 pub fn minivm(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_minivm"))
         .arg("--state-dir")
