@@ -1,4 +1,5 @@
-//! Bundles js/graph.js with the npm packages it imports (cytoscape) into
+//! Bundles js/graph.js (and the files it imports: canvas.js, events.js,
+//! console.js) with the npm packages they import (cytoscape, xterm) into
 //! js/dist/graph.mjs, which the wasm bundle imports through wasm-bindgen.
 //! Only the browser build (feature `hydrate`) needs it. The npm packages
 //! come from `npm ci` at the workspace root (scripts/setup.sh).
@@ -7,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=js/graph.js");
+    for f in ["graph.js", "canvas.js", "events.js", "console.js"] {
+        println!("cargo:rerun-if-changed=js/{f}");
+    }
     println!("cargo:rerun-if-changed=../package-lock.json");
     if std::env::var_os("CARGO_FEATURE_HYDRATE").is_none() {
         return;

@@ -272,7 +272,7 @@ pub async fn lab_action(
 ) -> Result<(), ServerFnError> {
     // Parsed here, not by the argument decoder, so that an unknown word is
     // answered 400 with the words that are known.
-    let action: engine::ops::VmAction = action.parse().map_err(host::ops_err)?;
+    let action: topology::lifecycle::VmAction = action.parse().map_err(host::bad_request)?;
     let s = host::service()?;
     let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
     let vms: Vec<String> = if vms.is_empty() {
@@ -285,15 +285,15 @@ pub async fn lab_action(
     s.spawn(&lab, move |s| {
         let say = s.sayer(&t.name);
         let names: Vec<&str> = vms.iter().map(String::as_str).collect();
-        action
-            .run(
-                &s.engine,
-                &t,
-                &names,
-                std::time::Duration::from_secs(300),
-                &say,
-            )
-            .map_err(|e| e.to_string())?;
+        engine::ops::run_vm_action(
+            &s.engine,
+            &t,
+            action,
+            &names,
+            std::time::Duration::from_secs(300),
+            &say,
+        )
+        .map_err(|e| e.to_string())?;
         say(format!("{action}: done ({})", names.join(", ")));
         Ok(())
     });
@@ -367,4 +367,12 @@ pub async fn exec_vm(lab: String, vm: String, line: String) -> Result<ExecOutput
         stdout: r.stdout,
         stderr: r.stderr,
     })
+}
+
+/// The message of a server function error, without the framework's prefix.
+pub fn server_message(e: &ServerFnError) -> String {
+    let s = e.to_string();
+    s.strip_prefix("error running server function: ")
+        .unwrap_or(&s)
+        .to_string()
 }

@@ -91,24 +91,16 @@ pub mod js {
     #[wasm_bindgen(module = "/js/dist/graph.mjs")]
     extern "C" {
         pub type Editor;
+        /// `on_message` gets each `FromCanvas` message as JSON.
         #[wasm_bindgen(constructor)]
         pub fn new(
             container: &web_sys::HtmlElement,
             lab: &str,
-            on_event: &js_sys::Function,
+            on_message: &js_sys::Function,
         ) -> Editor;
-        #[wasm_bindgen(method, js_name = setElements)]
-        pub fn set_elements(this: &Editor, elements_json: &str);
-        #[wasm_bindgen(method, js_name = setStates)]
-        pub fn set_states(this: &Editor, states_json: &str);
+        /// One `ToCanvas` message as JSON.
         #[wasm_bindgen(method)]
-        pub fn select(this: &Editor, ids: Vec<String>);
-        #[wasm_bindgen(method, js_name = setCheck)]
-        pub fn set_check(this: &Editor, failing_json: &str, passing_json: &str);
-        #[wasm_bindgen(method, js_name = setDrawMode)]
-        pub fn set_draw_mode(this: &Editor, on: bool);
-        #[wasm_bindgen(method)]
-        pub fn fit(this: &Editor);
+        pub fn receive(this: &Editor, message_json: &str);
         #[wasm_bindgen(method)]
         pub fn destroy(this: &Editor);
 

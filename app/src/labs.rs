@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{
-    create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab, LabSummary,
+    create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab,
+    server_message, LabSummary,
 };
 use crate::editor::Editor;
 
@@ -177,12 +178,4 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
             {move || message.get().map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })}
         </div>
     }
-}
-
-/// The message of a server function error, without the framework's prefix.
-pub fn server_message(e: &ServerFnError) -> String {
-    let s = e.to_string();
-    s.strip_prefix("error running server function: ")
-        .unwrap_or(&s)
-        .to_string()
 }

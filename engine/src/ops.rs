@@ -24,8 +24,8 @@ pub enum OpsError {
         vm: String,
         has: Vec<String>,
     },
-    #[error("unknown action {0:?} (start, stop, restart)")]
-    UnknownAction(String),
+    #[error(transparent)]
+    UnknownAction(#[from] topology::lifecycle::UnknownAction),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -75,70 +75,27 @@ pub fn check_vms<S: AsRef<str>>(t: &Topology, vms: &[S]) -> Result<()> {
     }
 }
 
-/// What can be done to VMs of a stored lab: the one command the CLI
-/// (`minivm start|stop|restart`) and the web app (a VM's, the selection's
-/// and the lab's buttons) send. On the wire it is its lowercase name; any
-/// other word is refused, never taken for another action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VmAction {
-    Start,
-    Stop,
-    Restart,
-}
+pub use topology::lifecycle::VmAction;
 
-impl std::str::FromStr for VmAction {
-    type Err = OpsError;
-
-    fn from_str(s: &str) -> Result<VmAction> {
-        match s {
-            "start" => Ok(VmAction::Start),
-            "stop" => Ok(VmAction::Stop),
-            "restart" => Ok(VmAction::Restart),
-            _ => Err(OpsError::UnknownAction(s.to_string())),
-        }
+/// Carries `action` out on `vms` of the stored lab `t`: a stop powers them
+/// down, a start makes what they need and waits until they are ready, a
+/// restart does both.
+pub fn run_vm_action(
+    engine: &Engine,
+    t: &Topology,
+    action: VmAction,
+    vms: &[&str],
+    timeout: Duration,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    check_vms(t, vms)?;
+    if matches!(action, VmAction::Stop | VmAction::Restart) {
+        stop(engine, t, vms, say)?;
     }
-}
-
-impl std::fmt::Display for VmAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            VmAction::Start => "start",
-            VmAction::Stop => "stop",
-            VmAction::Restart => "restart",
-        })
+    if matches!(action, VmAction::Start | VmAction::Restart) {
+        start(engine, t, vms, timeout, say)?;
     }
-}
-
-impl VmAction {
-    /// Carries the action out on `vms` of the stored lab `t`: a stop powers
-    /// them down, a start makes what they need and waits until they are
-    /// ready, a restart does both.
-    pub fn run(
-        self,
-        engine: &Engine,
-        t: &Topology,
-        vms: &[&str],
-        timeout: Duration,
-        say: &(dyn Fn(String) + Sync),
-    ) -> Result<()> {
-        check_vms(t, vms)?;
-        if matches!(self, VmAction::Stop | VmAction::Restart) {
-            stop(engine, t, vms, say)?;
-        }
-        if matches!(self, VmAction::Start | VmAction::Restart) {
-            start(engine, t, vms, timeout, say)?;
-        }
-        Ok(())
-    }
-
-    /// The state the VMs are in once the action succeeded.
-    pub fn outcome(self) -> crate::lifecycle::VmState {
-        match self {
-            VmAction::Start | VmAction::Restart => crate::lifecycle::VmState::Running,
-            VmAction::Stop => crate::lifecycle::VmState::Stopped,
-        }
-    }
+    Ok(())
 }
 
 fn step_line(p: Progress) -> String {

@@ -113,7 +113,7 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
         a_up |= is_state(&lab, "a", "running")(&e.kind);
         b_up |= is_state(&lab, "b", "running")(&e.kind);
     }
-    let (_, a_pid) = running("a");
+    let a_pid = running("a").pid;
 
     // kill -9 of a: crashed at once, with what its console said last.
     let at = kill(a_pid.unwrap());
@@ -160,7 +160,7 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
     );
 
     // b has no policy: it stays crashed.
-    let (_, b_pid) = running("b");
+    let b_pid = running("b").pid;
     kill(b_pid.unwrap());
     next(
         &mut rx,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::{minivm, text};
 
 #[test]

@@ -57,6 +57,61 @@ impl std::fmt::Display for VmState {
     }
 }
 
+/// What can be done to VMs of a lab: the one command the CLI (`minivm
+/// start|stop|restart`) and the web app (a VM's, the selection's and the
+/// lab's buttons) send; `engine::ops::run_vm_action` carries it out. On the
+/// wire it is its lowercase name; any other word is refused, never taken
+/// for another action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// A word that names no [`VmAction`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?} (start, stop, restart)")]
+pub struct UnknownAction(pub String);
+
+impl VmAction {
+    pub const ALL: [VmAction; 3] = [VmAction::Start, VmAction::Stop, VmAction::Restart];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmAction::Start => "start",
+            VmAction::Stop => "stop",
+            VmAction::Restart => "restart",
+        }
+    }
+
+    /// The state the VMs are in once the action succeeded.
+    pub fn outcome(self) -> VmState {
+        match self {
+            VmAction::Start | VmAction::Restart => VmState::Running,
+            VmAction::Stop => VmState::Stopped,
+        }
+    }
+}
+
+impl std::str::FromStr for VmAction {
+    type Err = UnknownAction;
+
+    fn from_str(s: &str) -> Result<VmAction, UnknownAction> {
+        VmAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for VmAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A VM's state and its QEMU's pid while it has one: what `minivm status`,
 /// the lab view and the `vm_state` event carry for each VM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +131,20 @@ mod tests {
             assert_eq!(s.to_string(), s.as_str());
             let back: VmState = serde_json::from_value(s.as_str().into()).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn actions_are_their_names_and_no_other_word_is_one() {
+        for a in VmAction::ALL {
+            assert_eq!(a.as_str().parse::<VmAction>(), Ok(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        for word in ["", "delete", "Start", "start ", "down"] {
+            assert_eq!(
+                word.parse::<VmAction>().unwrap_err().to_string(),
+                format!("unknown action {word:?} (start, stop, restart)")
+            );
         }
     }
 

@@ -25,9 +25,10 @@ pub fn run(action: VmAction, args: Args, state_dir: &Path) -> anyhow::Result<Exi
     let engine = super::engine(state_dir)?;
     let t = super::stored_lab(state_dir, &args.lab, &args.vms)?;
     let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
-    action.run(
+    engine::ops::run_vm_action(
         &engine,
         &t,
+        action,
         &vms,
         Duration::from_secs(args.timeout),
         &super::say,
