@@ -5,11 +5,15 @@
 #   Debian packages   QEMU, Chromium (browser tests), image-building tools
 #   rustup target     wasm32-unknown-unknown
 #   npm packages      npm ci (cytoscape, esbuild, binaryen's wasm-opt, playwright-core)
+#   with `test`       leptosfmt (pinned), which the test command checks the
+#                     editor's view! markup with
 #
 # No cargo tool is installed: the web build is `cargo xtask build` (xtask/),
 # whose wasm-bindgen is a library pinned by Cargo.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+LEPTOSFMT_VERSION=0.1.33
 
 APT_PACKAGES=(
   chromium                                   # end-to-end tests (never a downloaded browser)
@@ -75,5 +79,9 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund
   echo "$want" > "$stamp"
+fi
+if [[ ${1:-} == test && "$(leptosfmt --version 2>/dev/null)" != "leptosfmt $LEPTOSFMT_VERSION" ]]; then
+  say "installing leptosfmt $LEPTOSFMT_VERSION (about 3 minutes on 2 cores, once per machine)"
+  cargo install leptosfmt --version "$LEPTOSFMT_VERSION" --locked
 fi
 say "all tools present"

@@ -4,7 +4,7 @@
 # command, and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh test
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # The built-in image is built once for the whole run and shared by every
@@ -19,6 +19,10 @@ step_start=$SECONDS
 step() {
   echo "== $1 (after $((SECONDS - step_start)) s)"
 }
+
+step "formatting (rustfmt, leptosfmt for view! markup)"
+cargo fmt --all --check
+leptosfmt --check app/src >/dev/null || { leptosfmt --check app/src; echo "run: leptosfmt app/src"; exit 1; }
 
 step "cargo test"
 cargo test --workspace --exclude frontend --locked

@@ -32,25 +32,54 @@ pub fn LabsPage() -> impl IntoView {
         <div class="layout">
             <header class="topbar">
                 <h1>"MiniVM Launcher"</h1>
-                <a class="schema-link" href="/schema/topology.v1.json">"Topology schema v1"</a>
+                <a class="schema-link" href="/schema/topology.v1.json">
+                    "Topology schema v1"
+                </a>
             </header>
             <nav class="sidebar">
                 <h2>"Labs"</h2>
-                <Suspense fallback=|| view! { <p class="muted">"Loading labs…"</p> }>
-                    {move || labs.get().map(|r| match r {
-                        Ok(list) => view! { <LabList list selected=Signal::derive(selected)/> }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                    })}
+                <Suspense fallback=|| {
+                    view! { <p class="muted">"Loading labs…"</p> }
+                }>
+                    {move || {
+                        labs.get()
+                            .map(|r| match r {
+                                Ok(list) => {
+                                    view! { <LabList list selected=Signal::derive(selected) /> }
+                                        .into_any()
+                                }
+                                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                            })
+                    }}
                 </Suspense>
-                <LabManager selected=Signal::derive(selected) on_change=Callback::new(move |_| labs.refetch())/>
+                <LabManager
+                    selected=Signal::derive(selected)
+                    on_change=Callback::new(move |_| labs.refetch())
+                />
             </nav>
             <section class="main">
-                <Suspense fallback=|| view! { <p class="muted">"Loading lab…"</p> }>
-                    {move || lab.get().map(|r| match r {
-                        Ok(Some(view)) => view! { <Editor view on_saved=Callback::new(move |_| labs.refetch())/> }.into_any(),
-                        Ok(None) => view! { <p class="muted">"No lab yet: create one."</p> }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                    })}
+                <Suspense fallback=|| {
+                    view! { <p class="muted">"Loading lab…"</p> }
+                }>
+                    {move || {
+                        lab.get()
+                            .map(|r| match r {
+                                Ok(Some(view)) => {
+                                    view! {
+                                        <Editor
+                                            view
+                                            on_saved=Callback::new(move |_| labs.refetch())
+                                        />
+                                    }
+                                        .into_any()
+                                }
+                                Ok(None) => {
+                                    view! { <p class="muted">"No lab yet: create one."</p> }
+                                        .into_any()
+                                }
+                                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                            })
+                    }}
                 </Suspense>
             </section>
         </div>
@@ -61,16 +90,23 @@ pub fn LabsPage() -> impl IntoView {
 fn LabList(list: Vec<LabSummary>, selected: Signal<Option<String>>) -> impl IntoView {
     view! {
         <ul class="lab-list">
-            {list.into_iter().map(|l| {
-                let name = l.name.clone();
-                let is_selected = move || selected.get().as_deref() == Some(name.as_str());
-                view! {
-                    <li class:selected=is_selected>
-                        <a href=format!("/?lab={}", l.name) data-lab=l.name.clone()>{l.name.clone()}</a>
-                        <span class="muted">{format!("{} VMs · {} bridges", l.nodes, l.networks)}</span>
-                    </li>
-                }
-            }).collect_view()}
+            {list
+                .into_iter()
+                .map(|l| {
+                    let name = l.name.clone();
+                    let is_selected = move || selected.get().as_deref() == Some(name.as_str());
+                    view! {
+                        <li class:selected=is_selected>
+                            <a href=format!("/?lab={}", l.name) data-lab=l.name.clone()>
+                                {l.name.clone()}
+                            </a>
+                            <span class="muted">
+                                {format!("{} VMs · {} bridges", l.nodes, l.networks)}
+                            </span>
+                        </li>
+                    }
+                })
+                .collect_view()}
         </ul>
     }
 }
@@ -158,24 +194,46 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
     };
     view! {
         <div class="lab-manager">
-            <input class="lab-name" placeholder="lab name" prop:value=move || name.get()
-                on:input=move |ev| name.set(event_target_value(&ev))/>
+            <input
+                class="lab-name"
+                placeholder="lab name"
+                prop:value=move || name.get()
+                on:input=move |ev| name.set(event_target_value(&ev))
+            />
             <div class="buttons">
-                <button class="new-lab" on:click=move |_| r1(LabOp::New)>"New"</button>
-                <button class="rename-lab" on:click=move |_| r2(LabOp::Rename)>"Rename"</button>
-                <button class="duplicate-lab" on:click=move |_| r3(LabOp::Duplicate)>"Duplicate"</button>
-                <button class="delete-lab danger" on:click=move |_| r4(LabOp::Delete)>"Delete"</button>
+                <button class="new-lab" on:click=move |_| r1(LabOp::New)>
+                    "New"
+                </button>
+                <button class="rename-lab" on:click=move |_| r2(LabOp::Rename)>
+                    "Rename"
+                </button>
+                <button class="duplicate-lab" on:click=move |_| r3(LabOp::Duplicate)>
+                    "Duplicate"
+                </button>
+                <button class="delete-lab danger" on:click=move |_| r4(LabOp::Delete)>
+                    "Delete"
+                </button>
             </div>
             <details class="import">
                 <summary>"Import JSON or YAML"</summary>
-                <input type="file" accept=".json,.yaml,.yml" node_ref=file_ref on:change=on_file/>
-                <textarea class="import-text" rows="6" placeholder="or paste a topology here"
+                <input type="file" accept=".json,.yaml,.yml" node_ref=file_ref on:change=on_file />
+                <textarea
+                    class="import-text"
+                    rows="6"
+                    placeholder="or paste a topology here"
                     prop:value=move || import_text.get()
-                    on:input=move |ev| import_text.set(event_target_value(&ev))></textarea>
-                <button class="import-lab" on:click=move |_| r5(LabOp::Import)>"Import"</button>
+                    on:input=move |ev| import_text.set(event_target_value(&ev))
+                ></textarea>
+                <button class="import-lab" on:click=move |_| r5(LabOp::Import)>
+                    "Import"
+                </button>
                 <p class="muted">"The name above, if given, replaces the file's."</p>
             </details>
-            {move || message.get().map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })}
+            {move || {
+                message
+                    .get()
+                    .map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })
+            }}
         </div>
     }
 }

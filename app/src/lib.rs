@@ -24,14 +24,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <HydrationScripts options/>
-                <MetaTags/>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
             </head>
             <body>
-                <App/>
+                <App />
             </body>
         </html>
     }
@@ -47,11 +47,11 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/minivm.css"/>
-        <Title text="MiniVM Launcher"/>
+        <Stylesheet id="leptos" href="/pkg/minivm.css" />
+        <Title text="MiniVM Launcher" />
         <Router>
             <Routes fallback=|| view! { <p class="error">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=labs::LabsPage/>
+                <Route path=StaticSegment("") view=labs::LabsPage />
             </Routes>
         </Router>
     }

@@ -52,30 +52,65 @@ pub(super) fn Matrix(ed: Ed, cells: Vec<CheckCell>) -> impl IntoView {
         .iter()
         .map(|v| view! { <th>{v.clone()}</th> })
         .collect_view();
-    let rows = vms.iter().map(|from| {
-        let tds = vms.iter().map(|to| {
-            match cells.iter().find(|c| &c.from == from && &c.to == to) {
+    let rows = vms
+        .iter()
+        .map(|from| {
+            let tds =
+                vms.iter()
+                    .map(|to| {
+                        match cells.iter().find(|c| &c.from == from && &c.to == to) {
                 Some(c) if c.ok => view! {
-                    <td class="pass" data-from=from.clone() data-to=to.clone() title=c.address.clone()>
+                    <td
+                        class="pass"
+                        data-from=from.clone()
+                        data-to=to.clone()
+                        title=c.address.clone()
+                    >
                         {c.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "ok".into())}
                     </td>
                 }.into_any(),
                 Some(c) => view! {
-                    <td class="fail" data-from=from.clone() data-to=to.clone() title=c.error.clone().unwrap_or_default()>"✗"</td>
+                    <td
+                        class="fail"
+                        data-from=from.clone()
+                        data-to=to.clone()
+                        title=c.error.clone().unwrap_or_default()
+                    >
+                        "✗"
+                    </td>
                 }.into_any(),
                 None => view! { <td class="na">"·"</td> }.into_any(),
             }
-        }).collect_view();
-        view! { <tr><th>{from.clone()}</th>{tds}</tr> }
-    }).collect_view();
+                    })
+                    .collect_view();
+            view! {
+                <tr>
+                    <th>{from.clone()}</th>
+                    {tds}
+                </tr>
+            }
+        })
+        .collect_view();
     view! {
         <div class="matrix">
             <div class="matrix-head">
                 <strong>"Connectivity"</strong>
-                <span class="muted">{format!("{} pair(s), {failed} failed; rows ping columns", cells.len())}</span>
-                <button class="close-matrix" on:click=move |_| ed.check.set(None)>"Close"</button>
+                <span class="muted">
+                    {format!("{} pair(s), {failed} failed; rows ping columns", cells.len())}
+                </span>
+                <button class="close-matrix" on:click=move |_| ed.check.set(None)>
+                    "Close"
+                </button>
             </div>
-            <table><thead><tr><th></th>{header}</tr></thead><tbody>{rows}</tbody></table>
+            <table>
+                <thead>
+                    <tr>
+                        <th></th>
+                        {header}
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
         </div>
     }
 }

@@ -54,7 +54,9 @@ pub(super) fn ConsolePanel(ed: Ed, lab: String, vm: String) -> impl IntoView {
             <div class="console-head">
                 <strong>{format!("Console: {vm}")}</strong>
                 <span class="muted">{move || status.get()}</span>
-                <button class="close-console" on:click=move |_| ed.console.set(None)>"Close"</button>
+                <button class="close-console" on:click=move |_| ed.console.set(None)>
+                    "Close"
+                </button>
             </div>
             <div class="terminal" node_ref=node_ref></div>
         </div>
@@ -80,15 +82,33 @@ pub(super) fn ExecBox(lab: String, vm: String) -> impl IntoView {
         <div class="exec-box">
             <h4>"Run a command"</h4>
             <div class="exec-line">
-                <input class="exec-input" placeholder="ip -4 addr" prop:value=move || line.get()
+                <input
+                    class="exec-input"
+                    placeholder="ip -4 addr"
+                    prop:value=move || line.get()
                     on:input=move |ev| line.set(event_target_value(&ev))
-                    on:keydown=move |ev| if ev.key() == "Enter" { run() }/>
-                <button class="exec-run" on:click=move |_| run2()>"Run"</button>
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" {
+                            run()
+                        }
+                    }
+                />
+                <button class="exec-run" on:click=move |_| run2()>
+                    "Run"
+                </button>
             </div>
-            {move || output.get().map(|(code, text)| view! {
-                <pre class="exec-output" data-exit=code>{text}</pre>
-                <span class="muted">{format!("exit {code}")}</span>
-            })}
+            {move || {
+                output
+                    .get()
+                    .map(|(code, text)| {
+                        view! {
+                            <pre class="exec-output" data-exit=code>
+                                {text}
+                            </pre>
+                            <span class="muted">{format!("exit {code}")}</span>
+                        }
+                    })
+            }}
         </div>
     }
 }

@@ -289,77 +289,173 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         <div class="editor" data-lab=name.clone()>
             <div class="toolbar">
                 <strong class="lab-title">{name.clone()}</strong>
-                <button class="save" prop:disabled=move || !ed.dirty() on:click=move |_| ed.save(on_saved)>
+                <button
+                    class="save"
+                    prop:disabled=move || !ed.dirty()
+                    on:click=move |_| ed.save(on_saved)
+                >
                     {move || if ed.dirty() { "Save*" } else { "Saved" }}
                 </button>
-                <button class="undo" title="Ctrl+Z" prop:disabled=move || ed.undo.get().is_empty() on:click=move |_| ed.undo()>"Undo"</button>
-                <button class="redo" title="Ctrl+Shift+Z" prop:disabled=move || ed.redo.get().is_empty() on:click=move |_| ed.redo()>"Redo"</button>
-                <button class="draw-links" class:active=move || draw.get() on:click=move |_| draw.update(|d| *d = !*d)
-                    title="Drag from a VM to a bridge to link them">
+                <button
+                    class="undo"
+                    title="Ctrl+Z"
+                    prop:disabled=move || ed.undo.get().is_empty()
+                    on:click=move |_| ed.undo()
+                >
+                    "Undo"
+                </button>
+                <button
+                    class="redo"
+                    title="Ctrl+Shift+Z"
+                    prop:disabled=move || ed.redo.get().is_empty()
+                    on:click=move |_| ed.redo()
+                >
+                    "Redo"
+                </button>
+                <button
+                    class="draw-links"
+                    class:active=move || draw.get()
+                    on:click=move |_| draw.update(|d| *d = !*d)
+                    title="Drag from a VM to a bridge to link them"
+                >
                     {move || if draw.get() { "Drawing links" } else { "Draw links" }}
                 </button>
-                <button class="fit" title="Zoom to show the whole lab" on:click=move |_| fit.update(|n| *n += 1)>"Fit"</button>
-                <button class="export" on:click=export>"Export JSON"</button>
-                <button class="check-lab" prop:disabled=move || ed.checking.get() on:click=move |_| ed.run_check()>
+                <button
+                    class="fit"
+                    title="Zoom to show the whole lab"
+                    on:click=move |_| fit.update(|n| *n += 1)
+                >
+                    "Fit"
+                </button>
+                <button class="export" on:click=export>
+                    "Export JSON"
+                </button>
+                <button
+                    class="check-lab"
+                    prop:disabled=move || ed.checking.get()
+                    on:click=move |_| ed.run_check()
+                >
                     {move || if ed.checking.get() { "Checking…" } else { "Check connectivity" }}
                 </button>
                 <span class="sep"></span>
-                <button class="start-lab" on:click=move |_| ed.action(VmAction::Start, vec![])>"Start lab"</button>
-                <button class="stop-lab" on:click=move |_| ed.action(VmAction::Stop, vec![])>"Stop lab"</button>
-                <button class="start-selected" on:click=move |_| ed.action(VmAction::Start, selected_vms())>"Start selected"</button>
-                <button class="stop-selected" on:click=move |_| ed.action(VmAction::Stop, selected_vms())>"Stop selected"</button>
+                <button class="start-lab" on:click=move |_| ed.action(VmAction::Start, vec![])>
+                    "Start lab"
+                </button>
+                <button class="stop-lab" on:click=move |_| ed.action(VmAction::Stop, vec![])>
+                    "Stop lab"
+                </button>
+                <button
+                    class="start-selected"
+                    on:click=move |_| ed.action(VmAction::Start, selected_vms())
+                >
+                    "Start selected"
+                </button>
+                <button
+                    class="stop-selected"
+                    on:click=move |_| ed.action(VmAction::Stop, selected_vms())
+                >
+                    "Stop selected"
+                </button>
             </div>
-            {move || ed.stale.get().then(|| view! {
-                <div class="banner stale">"This lab was changed elsewhere. "
-                    <button class="reload" on:click=move |_| ed.reload()>"Reload"</button>
-                    " (your unsaved edits would be lost; saving now is refused)"</div>
-            })}
-            {move || ed.error.get().map(|e| view! {
-                <div class="banner error"><span class="error-text">{e}</span>
-                    <button on:click=move |_| ed.error.set(None)>"×"</button></div>
-            })}
+            {move || {
+                ed.stale
+                    .get()
+                    .then(|| {
+                        view! {
+                            <div class="banner stale">
+                                "This lab was changed elsewhere. "
+                                <button class="reload" on:click=move |_| ed.reload()>
+                                    "Reload"
+                                </button>
+                                " (your unsaved edits would be lost; saving now is refused)"
+                            </div>
+                        }
+                    })
+            }}
+            {move || {
+                ed.error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <div class="banner error">
+                                <span class="error-text">{e}</span>
+                                <button on:click=move |_| ed.error.set(None)>"×"</button>
+                            </div>
+                        }
+                    })
+            }}
             <div class="workspace">
                 <div class="palette">
-                    <div class="palette-item vm" draggable="true" data-palette="vm">"VM"</div>
-                    <div class="palette-item bridge" draggable="true" data-palette="bridge">"Bridge"</div>
+                    <div class="palette-item vm" draggable="true" data-palette="vm">
+                        "VM"
+                    </div>
+                    <div class="palette-item bridge" draggable="true" data-palette="bridge">
+                        "Bridge"
+                    </div>
                     <p class="muted">"Drag onto the canvas. Delete removes the selection."</p>
                 </div>
                 <div class="canvas-wrap">
                     <div class="canvas" node_ref=node_ref data-lab=name.clone() tabindex="0"></div>
-                    {move || ed.menu.get().map(|(vm, x, y)| {
-                        let item = move |label: &'static str, what: MenuItem, vm: String| view! {
-                            <button class=format!("menu-{}", what.class()) on:click=move |_| {
-                                ed.menu.set(None);
-                                match what {
-                                    MenuItem::Console => ed.console.set(Some(vm.clone())),
-                                    MenuItem::Delete => ed.edit(|t| edit::delete(t, &[graph::vm_id(&vm)])),
-                                    MenuItem::Vm(action) => ed.action(action, vec![vm.clone()]),
+                    {move || {
+                        ed.menu
+                            .get()
+                            .map(|(vm, x, y)| {
+                                let item = move |label: &'static str, what: MenuItem, vm: String| {
+                                    view! {
+                                        <button
+                                            class=format!("menu-{}", what.class())
+                                            on:click=move |_| {
+                                                ed.menu.set(None);
+                                                match what {
+                                                    MenuItem::Console => ed.console.set(Some(vm.clone())),
+                                                    MenuItem::Delete => {
+                                                        ed.edit(|t| edit::delete(t, &[graph::vm_id(&vm)]))
+                                                    }
+                                                    MenuItem::Vm(action) => ed.action(action, vec![vm.clone()]),
+                                                }
+                                            }
+                                        >
+                                            {label}
+                                        </button>
+                                    }
+                                };
+                                view! {
+                                    <div
+                                        class="context-menu"
+                                        data-vm=vm.clone()
+                                        style=format!("left: {x}px; top: {y}px")
+                                    >
+                                        <strong>{vm.clone()}</strong>
+                                        {item("Start", MenuItem::Vm(VmAction::Start), vm.clone())}
+                                        {item("Stop", MenuItem::Vm(VmAction::Stop), vm.clone())}
+                                        {item(
+                                            "Restart",
+                                            MenuItem::Vm(VmAction::Restart),
+                                            vm.clone(),
+                                        )}
+                                        {item("Console", MenuItem::Console, vm.clone())}
+                                        {item("Delete", MenuItem::Delete, vm.clone())}
+                                    </div>
                                 }
-                            }>{label}</button>
-                        };
-                        view! {
-                            <div class="context-menu" data-vm=vm.clone() style=format!("left: {x}px; top: {y}px")>
-                                <strong>{vm.clone()}</strong>
-                                {item("Start", MenuItem::Vm(VmAction::Start), vm.clone())}
-                                {item("Stop", MenuItem::Vm(VmAction::Stop), vm.clone())}
-                                {item("Restart", MenuItem::Vm(VmAction::Restart), vm.clone())}
-                                {item("Console", MenuItem::Console, vm.clone())}
-                                {item("Delete", MenuItem::Delete, vm.clone())}
-                            </div>
-                        }
-                    })}
+                            })
+                    }}
                 </div>
-                <Properties ed/>
+                <Properties ed />
             </div>
-            {move || ed.check.get().map(|cells| view! { <Matrix ed cells/> })}
-            {let lab = name.clone(); move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm/> })}
+            {move || ed.check.get().map(|cells| view! { <Matrix ed cells /> })}
+            {
+                let lab = name.clone();
+                move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm /> })
+            }
             <div class="statusbar">
                 <span class="status-text">{move || ed.status.get()}</span>
                 <span class="connection">{move || format!("events: {}", connection.get())}</span>
-                <span class="problems-count">{move || match ed.problems.get().len() {
-                    0 => "valid".to_string(),
-                    n => format!("{n} problem(s)"),
-                }}</span>
+                <span class="problems-count">
+                    {move || match ed.problems.get().len() {
+                        0 => "valid".to_string(),
+                        n => format!("{n} problem(s)"),
+                    }}
+                </span>
             </div>
         </div>
     }

@@ -22,20 +22,29 @@ pub(super) fn Properties(ed: Ed) -> impl IntoView {
         match sel.as_slice() {
             [one] => match parse_id(one) {
                 Some(Element::Vm(n)) => match t.nodes.iter().position(|v| v.name == n) {
-                    Some(i) => view! { <VmProps ed i images/> }.into_any(),
+                    Some(i) => view! { <VmProps ed i images /> }.into_any(),
                     None => ().into_any(),
                 },
                 Some(Element::Bridge(n)) => match t.networks.iter().position(|v| v.name == n) {
-                    Some(i) => view! { <BridgeProps ed i/> }.into_any(),
+                    Some(i) => view! { <BridgeProps ed i /> }.into_any(),
                     None => ().into_any(),
                 },
                 Some(Element::Nic(n, i)) => view! {
-                    <aside class="properties"><h3>{format!("{n} eth{i}")}</h3><p class="muted">"Select the VM to edit its NICs."</p></aside>
-                }.into_any(),
+                    <aside class="properties">
+                        <h3>{format!("{n} eth{i}")}</h3>
+                        <p class="muted">"Select the VM to edit its NICs."</p>
+                    </aside>
+                }
+                .into_any(),
                 None => ().into_any(),
             },
-            [] => view! { <LabProps ed/> }.into_any(),
-            many => view! { <aside class="properties"><h3>{format!("{} selected", many.len())}</h3></aside> }.into_any(),
+            [] => view! { <LabProps ed /> }.into_any(),
+            many => view! {
+                <aside class="properties">
+                    <h3>{format!("{} selected", many.len())}</h3>
+                </aside>
+            }
+            .into_any(),
         }
     }
 }
@@ -54,10 +63,26 @@ fn field(
     view! {
         <label class="field">
             <span>{label}</span>
-            <input class=class data-path=path.clone() class:invalid=move || has_problem().is_some()
+            <input
+                class=class
+                data-path=path.clone()
+                class:invalid=move || has_problem().is_some()
                 prop:value=move || get(&ed.topo.get())
-                on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| set(t, v)); }/>
-            {move || problem().map(|m| view! { <span class="field-error" data-path=path.clone()>{m}</span> })}
+                on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    ed.edit(|t| set(t, v));
+                }
+            />
+            {move || {
+                problem()
+                    .map(|m| {
+                        view! {
+                            <span class="field-error" data-path=path.clone()>
+                                {m}
+                            </span>
+                        }
+                    })
+            }}
         </label>
     }
 }
@@ -91,70 +116,260 @@ fn VmProps(
     let state2 = state.clone();
     let nets: Vec<String> = t.networks.iter().map(|n| n.name.clone()).collect();
     let (v1, v2, v3, v4) = (vm.clone(), vm.clone(), vm.clone(), vm.clone());
-    let nics = node.nics.iter().enumerate().map(|(k, nic)| {
-        let nets = nets.clone();
-        let current = nic.network.clone();
-        view! {
-            <div class="nic" data-nic=k>
-                <strong>{format!("eth{k}")}</strong>
-                <select class="nic-network" on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].nics[k].network = v); }>
-                    {nets.into_iter().map(|n| { let sel = n == current; let label = n.clone(); view! { <option value=n selected=sel>{label}</option> } }).collect_view()}
-                </select>
-                {field(ed, "address", "nic-address", format!("nodes[{i}].nics[{k}].address"),
-                    move |t| t.nodes.get(i).and_then(|n| n.nics.get(k)).and_then(|n| n.address.clone()).unwrap_or_default(),
-                    move |t, v| t.nodes[i].nics[k].address = opt(v))}
-                {field(ed, "MAC", "nic-mac", format!("nodes[{i}].nics[{k}].mac"),
-                    move |t| t.nodes.get(i).and_then(|n| n.nics.get(k)).and_then(|n| n.mac.clone()).unwrap_or_default(),
-                    move |t, v| t.nodes[i].nics[k].mac = opt(v))}
-                <button class="remove-nic" on:click=move |_| ed.edit(|t| { t.nodes[i].nics.remove(k); })>"Remove"</button>
-            </div>
-        }
-    }).collect_view();
-    let routes = node.routes.iter().enumerate().map(|(k, _)| view! {
-        <div class="route">
-            {field(ed, "to", "route-to", format!("nodes[{i}].routes[{k}].to"),
-                move |t| t.nodes.get(i).and_then(|n| n.routes.get(k)).map(|r| r.to.clone()).unwrap_or_default(),
-                move |t, v| t.nodes[i].routes[k].to = v)}
-            {field(ed, "via", "route-via", format!("nodes[{i}].routes[{k}].via"),
-                move |t| t.nodes.get(i).and_then(|n| n.routes.get(k)).map(|r| r.via.clone()).unwrap_or_default(),
-                move |t, v| t.nodes[i].routes[k].via = v)}
-            <button class="remove-route" on:click=move |_| ed.edit(|t| { t.nodes[i].routes.remove(k); })>"Remove"</button>
-        </div>
-    }).collect_view();
+    let nics = node
+        .nics
+        .iter()
+        .enumerate()
+        .map(|(k, nic)| {
+            let nets = nets.clone();
+            let current = nic.network.clone();
+            view! {
+                <div class="nic" data-nic=k>
+                    <strong>{format!("eth{k}")}</strong>
+                    <select
+                        class="nic-network"
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            ed.edit(|t| t.nodes[i].nics[k].network = v);
+                        }
+                    >
+                        {nets
+                            .into_iter()
+                            .map(|n| {
+                                let sel = n == current;
+                                let label = n.clone();
+                                view! {
+                                    <option value=n selected=sel>
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                    {field(
+                        ed,
+                        "address",
+                        "nic-address",
+                        format!("nodes[{i}].nics[{k}].address"),
+                        move |t| {
+                            t.nodes
+                                .get(i)
+                                .and_then(|n| n.nics.get(k))
+                                .and_then(|n| n.address.clone())
+                                .unwrap_or_default()
+                        },
+                        move |t, v| t.nodes[i].nics[k].address = opt(v),
+                    )}
+                    {field(
+                        ed,
+                        "MAC",
+                        "nic-mac",
+                        format!("nodes[{i}].nics[{k}].mac"),
+                        move |t| {
+                            t.nodes
+                                .get(i)
+                                .and_then(|n| n.nics.get(k))
+                                .and_then(|n| n.mac.clone())
+                                .unwrap_or_default()
+                        },
+                        move |t, v| t.nodes[i].nics[k].mac = opt(v),
+                    )}
+                    <button
+                        class="remove-nic"
+                        on:click=move |_| {
+                            ed.edit(|t| {
+                                t.nodes[i].nics.remove(k);
+                            })
+                        }
+                    >
+                        "Remove"
+                    </button>
+                </div>
+            }
+        })
+        .collect_view();
+    let routes = node
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(k, _)| {
+            view! {
+                <div class="route">
+                    {field(
+                        ed,
+                        "to",
+                        "route-to",
+                        format!("nodes[{i}].routes[{k}].to"),
+                        move |t| {
+                            t.nodes
+                                .get(i)
+                                .and_then(|n| n.routes.get(k))
+                                .map(|r| r.to.clone())
+                                .unwrap_or_default()
+                        },
+                        move |t, v| t.nodes[i].routes[k].to = v,
+                    )}
+                    {field(
+                        ed,
+                        "via",
+                        "route-via",
+                        format!("nodes[{i}].routes[{k}].via"),
+                        move |t| {
+                            t.nodes
+                                .get(i)
+                                .and_then(|n| n.routes.get(k))
+                                .map(|r| r.via.clone())
+                                .unwrap_or_default()
+                        },
+                        move |t, v| t.nodes[i].routes[k].via = v,
+                    )}
+                    <button
+                        class="remove-route"
+                        on:click=move |_| {
+                            ed.edit(|t| {
+                                t.nodes[i].routes.remove(k);
+                            })
+                        }
+                    >
+                        "Remove"
+                    </button>
+                </div>
+            }
+        })
+        .collect_view();
     let current_image = t.node_image(&node).unwrap_or("").to_string();
     view! {
         <aside class="properties vm-props" data-vm=vm.clone()>
-            <h3>"VM " {vm.clone()} " " <span class=move || format!("badge {}", state2())>{state}</span></h3>
+            <h3>
+                "VM " {vm.clone()} " "
+                <span class=move || format!("badge {}", state2())>{state}</span>
+            </h3>
             <div class="buttons">
-                <button class="start-vm" on:click=move |_| ed.action(VmAction::Start, vec![v1.clone()])>"Start"</button>
-                <button class="stop-vm" on:click=move |_| ed.action(VmAction::Stop, vec![v2.clone()])>"Stop"</button>
-                <button class="restart-vm" on:click=move |_| ed.action(VmAction::Restart, vec![v3.clone()])>"Restart"</button>
-                <button class="console-vm" on:click=move |_| ed.console.set(Some(v4.clone()))>"Console"</button>
+                <button
+                    class="start-vm"
+                    on:click=move |_| ed.action(VmAction::Start, vec![v1.clone()])
+                >
+                    "Start"
+                </button>
+                <button
+                    class="stop-vm"
+                    on:click=move |_| ed.action(VmAction::Stop, vec![v2.clone()])
+                >
+                    "Stop"
+                </button>
+                <button
+                    class="restart-vm"
+                    on:click=move |_| ed.action(VmAction::Restart, vec![v3.clone()])
+                >
+                    "Restart"
+                </button>
+                <button class="console-vm" on:click=move |_| ed.console.set(Some(v4.clone()))>
+                    "Console"
+                </button>
             </div>
-            {field(ed, "name", "vm-name", p("name"), move |t| t.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default(),
-                move |t, v| { t.nodes[i].name = v.trim().to_string(); })}
-            <label class="field"><span>"image"</span>
-                <select class="vm-image" on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].image = opt(v)); }>
+            {field(
+                ed,
+                "name",
+                "vm-name",
+                p("name"),
+                move |t| t.nodes.get(i).map(|n| n.name.clone()).unwrap_or_default(),
+                move |t, v| {
+                    t.nodes[i].name = v.trim().to_string();
+                },
+            )}
+            <label class="field">
+                <span>"image"</span>
+                <select
+                    class="vm-image"
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        ed.edit(|t| t.nodes[i].image = opt(v));
+                    }
+                >
                     <option value="">"(lab default)"</option>
-                    <Suspense>{move || images.get().and_then(|r| r.ok()).map(|list| {
-                        let cur = current_image.clone();
-                        let mut list = list;
-                        if !cur.is_empty() && !list.contains(&cur) { list.push(cur.clone()); }
-                        list.into_iter().map(|n| { let sel = ed.topo.get_untracked().nodes.get(i).and_then(|x| x.image.clone()) == Some(n.clone()); let label = n.clone(); view! { <option value=n selected=sel>{label}</option> } }).collect_view()
-                    })}</Suspense>
+                    <Suspense>
+                        {move || {
+                            images
+                                .get()
+                                .and_then(|r| r.ok())
+                                .map(|list| {
+                                    let cur = current_image.clone();
+                                    let mut list = list;
+                                    if !cur.is_empty() && !list.contains(&cur) {
+                                        list.push(cur.clone());
+                                    }
+                                    list.into_iter()
+                                        .map(|n| {
+                                            let sel = ed
+                                                .topo
+                                                .get_untracked()
+                                                .nodes
+                                                .get(i)
+                                                .and_then(|x| x.image.clone()) == Some(n.clone());
+                                            let label = n.clone();
+                                            view! {
+                                                <option value=n selected=sel>
+                                                    {label}
+                                                </option>
+                                            }
+                                        })
+                                        .collect_view()
+                                })
+                        }}
+                    </Suspense>
                 </select>
-                {move || ed.problem(p("image"))().map(|m| view! { <span class="field-error">{m}</span> })}
+                {move || {
+                    ed.problem(p("image"))().map(|m| view! { <span class="field-error">{m}</span> })
+                }}
             </label>
-            {field(ed, "CPUs", "vm-cpus", p("cpus"), move |t| t.nodes.get(i).and_then(|n| n.cpus).map(|c| c.to_string()).unwrap_or_default(),
-                move |t, v| t.nodes[i].cpus = opt(v).map(|v| v.parse().unwrap_or(0)))}
-            {field(ed, "memory (MiB)", "vm-memory", p("memory_mib"), move |t| t.nodes.get(i).and_then(|n| n.memory_mib).map(|c| c.to_string()).unwrap_or_default(),
-                move |t, v| t.nodes[i].memory_mib = opt(v).map(|v| v.parse().unwrap_or(0)))}
-            <label class="field checkbox"><input type="checkbox" class="vm-forward" prop:checked=move || ed.topo.get().nodes.get(i).is_some_and(|n| n.ip_forward)
-                on:change=move |ev| { let on = event_target_checked(&ev); ed.edit(|t| t.nodes[i].ip_forward = on); }/>
-                <span>"IP forwarding (router)"</span></label>
-            <label class="field"><span>"restart policy"</span>
-                <select class="vm-restart" prop:value=move || restart_name(ed.topo.get().nodes.get(i).and_then(|n| n.restart))
-                    on:change=move |ev| { let v = event_target_value(&ev); ed.edit(|t| t.nodes[i].restart = restart_policy(&v)); }>
+            {field(
+                ed,
+                "CPUs",
+                "vm-cpus",
+                p("cpus"),
+                move |t| {
+                    t.nodes.get(i).and_then(|n| n.cpus).map(|c| c.to_string()).unwrap_or_default()
+                },
+                move |t, v| t.nodes[i].cpus = opt(v).map(|v| v.parse().unwrap_or(0)),
+            )}
+            {field(
+                ed,
+                "memory (MiB)",
+                "vm-memory",
+                p("memory_mib"),
+                move |t| {
+                    t.nodes
+                        .get(i)
+                        .and_then(|n| n.memory_mib)
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                },
+                move |t, v| t.nodes[i].memory_mib = opt(v).map(|v| v.parse().unwrap_or(0)),
+            )}
+            <label class="field checkbox">
+                <input
+                    type="checkbox"
+                    class="vm-forward"
+                    prop:checked=move || ed.topo.get().nodes.get(i).is_some_and(|n| n.ip_forward)
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        ed.edit(|t| t.nodes[i].ip_forward = on);
+                    }
+                />
+                <span>"IP forwarding (router)"</span>
+            </label>
+            <label class="field">
+                <span>"restart policy"</span>
+                <select
+                    class="vm-restart"
+                    prop:value=move || restart_name(
+                        ed.topo.get().nodes.get(i).and_then(|n| n.restart),
+                    )
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        ed.edit(|t| t.nodes[i].restart = restart_policy(&v));
+                    }
+                >
                     <option value="">"(lab default)"</option>
                     <option value="no">"no: a crash stays crashed"</option>
                     <option value="on-failure">"on-failure: restart it, with backoff"</option>
@@ -164,8 +379,22 @@ fn VmProps(
             {nics}
             <h4>"Routes"</h4>
             {routes}
-            <button class="add-route" on:click=move |_| ed.edit(|t| t.nodes[i].routes.push(Route { to: "0.0.0.0/0".into(), via: String::new() }))>"Add route"</button>
-            <ExecBox lab=t.name.clone() vm=vm.clone()/>
+            <button
+                class="add-route"
+                on:click=move |_| {
+                    ed.edit(|t| {
+                        t.nodes[i]
+                            .routes
+                            .push(Route {
+                                to: "0.0.0.0/0".into(),
+                                via: String::new(),
+                            })
+                    })
+                }
+            >
+                "Add route"
+            </button>
+            <ExecBox lab=t.name.clone() vm=vm.clone() />
         </aside>
     }
 }
@@ -176,10 +405,25 @@ fn BridgeProps(ed: Ed, i: usize) -> impl IntoView {
     view! {
         <aside class="properties bridge-props" data-bridge=name.clone()>
             <h3>"Bridge " {name.clone()}</h3>
-            {field(ed, "name", "bridge-name", format!("networks[{i}].name"), move |t| t.networks.get(i).map(|n| n.name.clone()).unwrap_or_default(),
-                move |t, v| { let old = t.networks[i].name.clone(); edit::rename_network(t, &old, v.trim()); })}
-            {field(ed, "subnet", "bridge-subnet", format!("networks[{i}].subnet"), move |t| t.networks.get(i).and_then(|n| n.subnet.clone()).unwrap_or_default(),
-                move |t, v| t.networks[i].subnet = opt(v))}
+            {field(
+                ed,
+                "name",
+                "bridge-name",
+                format!("networks[{i}].name"),
+                move |t| t.networks.get(i).map(|n| n.name.clone()).unwrap_or_default(),
+                move |t, v| {
+                    let old = t.networks[i].name.clone();
+                    edit::rename_network(t, &old, v.trim());
+                },
+            )}
+            {field(
+                ed,
+                "subnet",
+                "bridge-subnet",
+                format!("networks[{i}].subnet"),
+                move |t| t.networks.get(i).and_then(|n| n.subnet.clone()).unwrap_or_default(),
+                move |t, v| t.networks[i].subnet = opt(v),
+            )}
         </aside>
     }
 }
@@ -206,15 +450,57 @@ fn LabProps(ed: Ed) -> impl IntoView {
     view! {
         <aside class="properties lab-props">
             <h3>"Lab defaults"</h3>
-            {field(ed, "image", "default-image", "defaults.image".into(), |t| t.defaults.as_ref().and_then(|d| d.image.clone()).unwrap_or_default(),
-                |t, v| t.defaults.get_or_insert_with(Default::default).image = opt(v))}
-            {field(ed, "CPUs", "default-cpus", "defaults.cpus".into(), |t| t.defaults.as_ref().and_then(|d| d.cpus).map(|c| c.to_string()).unwrap_or_default(),
-                |t, v| t.defaults.get_or_insert_with(Default::default).cpus = opt(v).map(|v| v.parse().unwrap_or(0)))}
-            {field(ed, "memory (MiB)", "default-memory", "defaults.memory_mib".into(), |t| t.defaults.as_ref().and_then(|d| d.memory_mib).map(|c| c.to_string()).unwrap_or_default(),
-                |t, v| t.defaults.get_or_insert_with(Default::default).memory_mib = opt(v).map(|v| v.parse().unwrap_or(0)))}
+            {field(
+                ed,
+                "image",
+                "default-image",
+                "defaults.image".into(),
+                |t| t.defaults.as_ref().and_then(|d| d.image.clone()).unwrap_or_default(),
+                |t, v| t.defaults.get_or_insert_with(Default::default).image = opt(v),
+            )}
+            {field(
+                ed,
+                "CPUs",
+                "default-cpus",
+                "defaults.cpus".into(),
+                |t| {
+                    t.defaults
+                        .as_ref()
+                        .and_then(|d| d.cpus)
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                },
+                |t, v| {
+                    t.defaults.get_or_insert_with(Default::default).cpus = opt(v)
+                        .map(|v| v.parse().unwrap_or(0));
+                },
+            )}
+            {field(
+                ed,
+                "memory (MiB)",
+                "default-memory",
+                "defaults.memory_mib".into(),
+                |t| {
+                    t.defaults
+                        .as_ref()
+                        .and_then(|d| d.memory_mib)
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                },
+                |t, v| {
+                    t.defaults.get_or_insert_with(Default::default).memory_mib = opt(v)
+                        .map(|v| v.parse().unwrap_or(0));
+                },
+            )}
             <h4>"Problems"</h4>
             <ul class="problems">
-                {move || ed.problems.get().into_iter().map(|p| view! { <li data-path=p.path.clone()>{p.to_string()}</li> }).collect_view()}
+                {move || {
+                    ed.problems
+                        .get()
+                        .into_iter()
+                        .map(|p| view! { <li data-path=p.path.clone()>{p.to_string()}</li> })
+                        .collect_view()
+                }}
             </ul>
         </aside>
     }
