@@ -17,6 +17,7 @@ pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod lab;
+pub mod link;
 pub use topology::lifecycle;
 pub mod net;
 pub mod ops;

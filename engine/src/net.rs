@@ -64,6 +64,8 @@ pub struct Link {
     pub alias: Option<String>,
     pub kind: Option<String>,
     pub controller: Option<u32>,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
 }
 
 fn netns_path(name: &str) -> std::path::PathBuf {
@@ -143,6 +145,10 @@ fn to_link(m: &LinkMessage) -> Link {
         alias: None,
         kind: None,
         controller: None,
+        up: m
+            .header
+            .flags
+            .contains(rtnetlink::packet_route::link::LinkFlags::Up),
     };
     for a in &m.attributes {
         match a {

@@ -38,6 +38,9 @@ pub struct ObservedLab {
     pub namespace: bool,
     pub bridges: BTreeSet<String>,
     pub taps: BTreeSet<String>,
+    /// What the host has of each TAP's link (by TAP name); a TAP missing
+    /// here is not compared.
+    pub links: BTreeMap<String, crate::link::LinkProps>,
     pub vms: BTreeMap<String, ObservedVm>,
 }
 
@@ -52,6 +55,13 @@ pub enum Action {
         ifname: String,
     },
     CreateTap {
+        vm: String,
+        nic: usize,
+        ifname: String,
+        bridge: String,
+    },
+    /// A NIC's link changed in place (`crate::link`): the VM keeps running.
+    UpdateLink {
         vm: String,
         nic: usize,
         ifname: String,
@@ -87,6 +97,7 @@ impl Action {
     pub fn vm(&self) -> Option<&str> {
         match self {
             Action::CreateTap { vm, .. }
+            | Action::UpdateLink { vm, .. }
             | Action::CreateOverlay { vm, .. }
             | Action::WriteSeed { vm }
             | Action::StopVm { vm }
@@ -105,6 +116,7 @@ impl Action {
             Action::CreateNamespace { .. } => "create_namespace",
             Action::CreateBridge { .. } => "create_bridge",
             Action::CreateTap { .. } => "create_tap",
+            Action::UpdateLink { .. } => "update_link",
             Action::CreateOverlay { .. } => "create_overlay",
             Action::WriteSeed { .. } => "write_seed",
             Action::StopVm { .. } => "stop_vm",
@@ -263,6 +275,24 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
             }
             want_taps.insert(ifname);
         }
+    }
+    for (vm, i, ifname, want) in crate::link::all_desired(t) {
+        let Some(why) = observed
+            .links
+            .get(&ifname)
+            .and_then(|have| crate::link::change(have, &want))
+        else {
+            continue;
+        };
+        push(
+            Action::UpdateLink {
+                vm: vm.clone(),
+                nic: i,
+                ifname,
+                bridge: want.bridge.unwrap_or_default(),
+            },
+            format!("{vm} eth{i}: {why}; changed in place, {vm} keeps running"),
+        );
     }
 
     let mut restarts = Vec::new();

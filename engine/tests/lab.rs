@@ -103,6 +103,43 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     // Level-triggered: nothing left to do.
     assert_eq!(engine::plan::plan(&t, &engine.observe(&t).unwrap()), vec![]);
 
+    // A link changed on the host (h1's TAP set down by hand, in the lab's
+    // namespace): one in-place step sets it back, no QEMU restarts, and
+    // h1 reaches h2 again.
+    let before = pids(&engine, &t);
+    let tap = topology::names::tap_ifname(&lab, "h1", 0);
+    let netns = topology::names::netns_name(&lab);
+    let down = std::process::Command::new("ip")
+        .args(["-n", &netns, "link", "set", &tap, "down"])
+        .status()
+        .unwrap();
+    assert!(down.success());
+    let steps = up(&engine, &t);
+    assert_eq!(
+        steps.iter().map(|s| s.action.kind()).collect::<Vec<_>>(),
+        ["update_link"],
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps[0].reason,
+        "h1 eth0: its TAP is down on the host; changed in place, h1 keeps running"
+    );
+    assert_eq!(pids(&engine, &t), before, "no VM restarted");
+    assert_eq!(engine::plan::plan(&t, &engine.observe(&t).unwrap()), vec![]);
+    let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
+    let ping = qga
+        .exec(
+            "/bin/ping",
+            &["-c", "2", "-W", "5", "10.20.0.12"],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(
+        ping.exit_code, 0,
+        "h1 -> h2 after its link was set up again: {ping:?}"
+    );
+    drop(qga);
+
     // kill -9 of a QEMU: observed as crashed, and the next reconcile restarts it.
     let h2 = engine.vm_dir(&lab, "h2");
     let pid: u32 = std::fs::read_to_string(h2.join("qemu.pid"))

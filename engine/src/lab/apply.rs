@@ -32,6 +32,12 @@ impl Engine {
                 nic,
                 ifname,
                 bridge,
+            }
+            | Action::UpdateLink {
+                vm,
+                nic,
+                ifname,
+                bridge,
             } => net::ensure_tap(
                 n,
                 ifname,

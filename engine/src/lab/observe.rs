@@ -9,6 +9,7 @@ use super::guest::powered_off;
 use super::procs::running_qemus;
 use super::{Engine, Result, Started};
 use crate::lifecycle::VmState;
+use crate::link::LinkProps;
 use crate::net;
 use crate::plan::{ObservedLab, ObservedVm};
 
@@ -20,15 +21,33 @@ impl Engine {
         o.namespace = ns.as_deref().is_some_and(net::namespace_exists);
         if ns.is_none() || o.namespace {
             let prefix = format!("minivm:{}:", t.name);
-            for l in net::links(ns.as_deref())? {
+            let links = net::links(ns.as_deref())?;
+            let name_of = |index: u32| {
+                links
+                    .iter()
+                    .find(|l| l.index == index)
+                    .map(|l| l.name.clone())
+            };
+            for l in &links {
                 if !l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
                     continue;
                 }
                 match l.kind.as_deref() {
-                    Some("bridge") => o.bridges.insert(l.name),
-                    Some("tun") => o.taps.insert(l.name),
-                    _ => false,
-                };
+                    Some("bridge") => {
+                        o.bridges.insert(l.name.clone());
+                    }
+                    Some("tun") => {
+                        o.taps.insert(l.name.clone());
+                        o.links.insert(
+                            l.name.clone(),
+                            LinkProps {
+                                up: l.up,
+                                bridge: l.controller.and_then(name_of),
+                            },
+                        );
+                    }
+                    _ => {}
+                }
             }
         }
         let procs = running_qemus(&t.name);

@@ -106,7 +106,9 @@ pub fn reconcile(
         }
         p.per_vm.retain(|(vm, steps)| {
             let blocked = steps.iter().find_map(|s| match &s.action {
-                Action::CreateTap { bridge, .. } => failed_bridges.get(bridge),
+                Action::CreateTap { bridge, .. } | Action::UpdateLink { bridge, .. } => {
+                    failed_bridges.get(bridge)
+                }
                 _ => None,
             });
             if let Some(network) = blocked {
@@ -182,7 +184,16 @@ mod tests {
             match &step.action {
                 Action::CreateNamespace { .. } => o.namespace = true,
                 Action::CreateBridge { ifname, .. } => drop(o.bridges.insert(ifname.clone())),
-                Action::CreateTap { ifname, .. } => drop(o.taps.insert(ifname.clone())),
+                Action::CreateTap {
+                    vm, nic, ifname, ..
+                }
+                | Action::UpdateLink {
+                    vm, nic, ifname, ..
+                } => {
+                    o.taps.insert(ifname.clone());
+                    o.links
+                        .insert(ifname.clone(), crate::link::desired(t, vm, *nic).unwrap());
+                }
                 Action::CreateOverlay { vm, .. } => {
                     o.vms.entry(vm.clone()).or_default().has_overlay = true
                 }
@@ -200,7 +211,10 @@ mod tests {
                     v.seed_hash = plan::desired_seed_hash(t, vm);
                 }
                 Action::DeleteVm { vm } => drop(o.vms.remove(vm)),
-                Action::DeleteTap { ifname } => drop(o.taps.remove(ifname)),
+                Action::DeleteTap { ifname } => {
+                    o.taps.remove(ifname);
+                    o.links.remove(ifname);
+                }
                 Action::DeleteBridge { ifname } => drop(o.bridges.remove(ifname)),
             }
             self.applied.lock().unwrap().push(step.clone());
@@ -257,6 +271,39 @@ mod tests {
         let o = host.observed.lock().unwrap();
         assert_eq!(o.vms["vm1"].state, Some(VmState::Running));
         assert_eq!(o.vms["vm3"].state, Some(VmState::Running));
+    }
+
+    #[test]
+    fn a_link_changed_on_the_host_is_set_back_in_place_and_its_vm_keeps_running() {
+        let host = FakeHost::default();
+        let t = lab(2);
+        reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        let tap = topology::names::tap_ifname("t", "vm2", 0);
+        host.observed
+            .lock()
+            .unwrap()
+            .links
+            .get_mut(&tap)
+            .unwrap()
+            .up = false;
+        host.applied.lock().unwrap().clear();
+        let steps = reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        assert_eq!(
+            steps,
+            [Step {
+                action: Action::UpdateLink {
+                    vm: "vm2".into(),
+                    nic: 0,
+                    ifname: tap.clone(),
+                    bridge: topology::names::bridge_ifname("t", "lan"),
+                },
+                reason:
+                    "vm2 eth0: its TAP is down on the host; changed in place, vm2 keeps running"
+                        .into(),
+            }]
+        );
+        assert!(host.observed.lock().unwrap().links[&tap].up);
+        assert_eq!(reconcile(&host, &t, None, 2, &|_| {}).unwrap(), vec![]);
     }
 
     #[test]
