@@ -21,6 +21,18 @@ fn pids(engine: &Engine, t: &Topology) -> std::collections::BTreeMap<String, u32
         .collect()
 }
 
+/// h1 pings h2 (through r1) twice, through h1's guest agent.
+fn h1_pings_h2(engine: &Engine, lab: &str) -> engine::qga::ExecResult {
+    let h1 = engine.vm_dir(lab, "h1");
+    let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
+    qga.exec(
+        "/bin/ping",
+        &["-c", "2", "-W", "5", "10.20.0.12"],
+        Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
 /// Reconciles and waits for every VM; returns the steps.
 fn up(engine: &Engine, t: &Topology) -> Vec<engine::plan::Step> {
     let steps = engine.reconcile(t, None, &|_| {}).unwrap();
@@ -88,17 +100,8 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
         assert_eq!(field("Seccomp:"), ["2"], "{vm}: the seccomp filter is on");
     }
 
-    let h1 = engine.vm_dir(&lab, "h1");
-    let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
-    let ping = qga
-        .exec(
-            "/bin/ping",
-            &["-c", "2", "-W", "5", "10.20.0.12"],
-            Duration::from_secs(60),
-        )
-        .unwrap();
+    let ping = h1_pings_h2(&engine, &lab);
     assert_eq!(ping.exit_code, 0, "h1 -> h2 through r1: {ping:?}");
-    drop(qga);
 
     // Level-triggered: nothing left to do.
     assert_eq!(engine::plan::plan(&t, &engine.observe(&t).unwrap()), vec![]);
@@ -126,19 +129,11 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     );
     assert_eq!(pids(&engine, &t), before, "no VM restarted");
     assert_eq!(engine::plan::plan(&t, &engine.observe(&t).unwrap()), vec![]);
-    let mut qga = Qga::connect(&engine::qemu::qga_socket(&h1), Duration::from_secs(60)).unwrap();
-    let ping = qga
-        .exec(
-            "/bin/ping",
-            &["-c", "2", "-W", "5", "10.20.0.12"],
-            Duration::from_secs(60),
-        )
-        .unwrap();
+    let ping = h1_pings_h2(&engine, &lab);
     assert_eq!(
         ping.exit_code, 0,
         "h1 -> h2 after its link was set up again: {ping:?}"
     );
-    drop(qga);
 
     // kill -9 of a QEMU: observed as crashed, and the next reconcile restarts it.
     let h2 = engine.vm_dir(&lab, "h2");
