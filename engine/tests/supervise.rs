@@ -103,7 +103,7 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
         &|_| {},
     )
     .unwrap();
-    let running = |vm| svc.states(&t)[vm].clone();
+    let running = |vm| svc.states(&t)[vm];
     // Both reported running, in either order.
     let (mut a_up, mut b_up) = (false, false);
     while !(a_up && b_up) {

@@ -189,8 +189,6 @@ fn printable(line: &str) -> String {
 }
 
 /// The guest powered itself off: its kernel printed "reboot: Power down"
-
-/// The guest powered itself off: its kernel printed "reboot: Power down"
 /// among its last console lines.
 pub(super) fn powered_off(dir: &VmDir) -> bool {
     console_tail(dir.path(), 5)
