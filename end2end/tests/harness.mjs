@@ -3,7 +3,7 @@
 // (Debian's, never a downloaded one). Everything started here is stopped by
 // PID in stop(), even when a test fails.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,13 @@ export function tinyImage(stateDir) {
   }
   for (const f of BUILT) {
     mkdirSync(join(stateDir, f, '..'), { recursive: true });
-    linkSync(join(cache, f), join(stateDir, f));
+    try {
+      linkSync(join(cache, f), join(stateDir, f));
+    } catch (e) {
+      // Another filesystem: a copy does as well.
+      if (e.code !== 'EXDEV') throw e;
+      copyFileSync(join(cache, f), join(stateDir, f));
+    }
   }
 }
 
