@@ -16,11 +16,16 @@ pub fn LabsPage() -> impl IntoView {
     let labs = Resource::new(|| (), |_| list_labs());
     // The lab in the URL (?lab=NAME), else the first one.
     let selected = move || {
-        query.read().get("lab").or_else(|| {
-            labs.get()
-                .and_then(|r| r.ok())
-                .and_then(|list| list.first().map(|l| l.name.clone()))
-        })
+        // `?lab=` with no name is no lab: the first one is shown.
+        query
+            .read()
+            .get("lab")
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                labs.get()
+                    .and_then(|r| r.ok())
+                    .and_then(|list| list.first().map(|l| l.name.clone()))
+            })
     };
     let lab = Resource::new(selected, |name| async move {
         match name {
@@ -144,7 +149,13 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
     let navigate = use_navigate();
     let go = move |lab: String| {
         on_change.run(());
-        navigate(&format!("/?lab={lab}"), Default::default());
+        // After a delete there is no lab to name: the list's first is shown.
+        let to = if lab.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?lab={lab}")
+        };
+        navigate(&to, Default::default());
     };
     let run = {
         let go = go.clone();
