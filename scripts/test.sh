@@ -54,5 +54,6 @@ done
 curl -fsS "$url/healthz" | grep -qx ok
 curl -fsS "$url/?lab=router" | grep -q 'data-lab="router"'
 target/release/minivm --state-dir "$smoke_state" image list | grep -q '^tiny'
+target/release/minivm --state-dir "$smoke_state" image list | grep -q '^frr'
 echo "scripts/run.sh serves $url with the default lab and image"
 step "done"

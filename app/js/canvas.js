@@ -2,7 +2,7 @@
 // topology. The two talk in typed messages, one JSON object each, tagged by
 // `type` (app/src/editor/canvas.rs: `ToCanvas` and `FromCanvas`): Rust sends
 // what to draw (`receive`: elements, states, select, check, draw_mode,
-// fit); this file reports what the user does with the mouse and keyboard
+// fit, captures); this file reports what the user does with the mouse and keyboard
 // (drop, move, link, select, delete, context, close_menu, undo, redo),
 // which Rust turns into edits.
 import cytoscape from 'cytoscape';
@@ -24,6 +24,11 @@ const style = [
   { selector: 'node[state = "starting"]', style: { 'background-color': '#e0a030' } },
   { selector: 'node[kind = "bridge"]', style: { shape: 'ellipse', width: 30, height: 30, 'background-color': '#e0a030', 'border-width': 2, 'border-color': '#a86f10' } },
   { selector: 'edge', style: { width: 2, 'line-color': '#8a9bb0', label: 'data(label)', 'font-size': 10, 'text-rotation': 'autorotate', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'curve-style': 'bezier' } },
+  // An impaired link is dashed; a link set down looks cut (dotted, faded).
+  { selector: 'edge[?impaired]', style: { 'line-style': 'dashed', 'line-dash-pattern': [8, 4], 'line-color': '#e8590c', color: '#c2410c' } },
+  { selector: 'edge[?down]', style: { 'line-style': 'dotted', 'line-dash-pattern': [2, 10], opacity: 0.45, color: '#d6336c' } },
+  // A link or bridge being captured on.
+  { selector: '.capturing', style: { 'underlay-color': '#7048e8', 'underlay-opacity': 0.35, 'underlay-padding': 6 } },
   { selector: 'edge.failing', style: { 'line-color': '#d6336c', 'line-style': 'dashed', width: 3 } },
   { selector: 'edge.passing', style: { 'line-color': '#2f9e44' } },
   { selector: ':selected', style: { 'border-color': '#1c7ed6', 'border-width': 4, 'line-color': '#1c7ed6' } },
@@ -64,8 +69,9 @@ export class Editor {
       const n = e.target;
       this.emit({ type: 'move', id: n.id(), x: Math.round(n.position('x')), y: Math.round(n.position('y')) });
     });
-    // Right-click (or long press) on a VM: Rust shows its menu there.
-    cy.on('cxttap', 'node[kind = "vm"]', (e) => {
+    // Right-click (or long press) on a VM, a link or a bridge: Rust shows
+    // its menu there.
+    cy.on('cxttap', 'node, edge', (e) => {
       const p = e.renderedPosition ?? e.target.renderedPosition();
       this.emit({ type: 'context', id: e.target.id(), x: Math.round(p.x), y: Math.round(p.y) });
     });
@@ -133,6 +139,18 @@ export class Editor {
         return { x: r.left + p.x, y: r.top + p.y };
       },
       failing: () => cy.edges('.failing').map((e) => e.id()).sort(),
+      capturing: () => cy.elements('.capturing').map((e) => e.id()).sort(),
+      // Where an edge's middle is on the page, and its label and data.
+      edgePagePosition: (id) => {
+        const e = cy.getElementById(id);
+        const r = cy.container().getBoundingClientRect();
+        const p = e.renderedMidpoint();
+        return { x: r.left + p.x, y: r.top + p.y };
+      },
+      edgeData: (id) => {
+        const e = cy.getElementById(id);
+        return { label: e.data('label'), impaired: !!e.data('impaired'), down: !!e.data('down') };
+      },
       state: (vm) => cy.getElementById(`vm:${vm}`).data('state') ?? null,
       ids: () => cy.elements().map((e) => e.id()),
     };
@@ -148,6 +166,7 @@ export class Editor {
       case 'check': return this.setCheck(m.failing, m.passing);
       case 'draw_mode': return this.setDrawMode(m.on);
       case 'fit': return this.fit();
+      case 'captures': return this.setCaptures(m.ids);
       default: throw new Error(`unknown message to the canvas: ${m.type}`);
     }
   }
@@ -213,6 +232,14 @@ export class Editor {
         e.toggleClass('failing', failing.has(e.id()));
         e.toggleClass('passing', !failing.has(e.id()) && passing.has(e.id()));
       });
+    });
+  }
+
+  // The elements (edge and bridge ids) a capture runs on.
+  setCaptures(ids) {
+    const on = new Set(ids);
+    this.cy.batch(() => {
+      this.cy.elements().forEach((e) => e.toggleClass('capturing', on.has(e.id())));
     });
   }
 

@@ -63,3 +63,15 @@ export function readFirstFile(input, onText) {
   const f = input.files && input.files[0];
   if (f) f.text().then(onText);
 }
+
+// Every file chosen (a folder's, with their paths in it): a JSON object
+// path → text. A folder's own name is left out of the paths, so that they
+// are relative to the folder, as a .clab.yml names them.
+export function readAllFiles(input, onJson) {
+  const files = Array.from(input.files || []);
+  Promise.all(files.map((f) => f.text().then((t) => {
+    const rel = f.webkitRelativePath || f.name;
+    const i = rel.indexOf('/');
+    return [f.webkitRelativePath && i >= 0 ? rel.slice(i + 1) : rel, t];
+  }))).then((pairs) => onJson(JSON.stringify(Object.fromEntries(pairs))));
+}

@@ -3,5 +3,5 @@
 // the canvas (canvas.js), the event socket and file plumbing (events.js),
 // and the serial console (console.js).
 export { Editor } from './canvas.js';
-export { Events, downloadText, readFirstFile } from './events.js';
+export { Events, downloadText, readFirstFile, readAllFiles } from './events.js';
 export { ConsoleView } from './console.js';

@@ -49,6 +49,12 @@ mod host {
         ServerFnError::new(e.to_string())
     }
 
+    /// An engine error as the page shows it: the message and its causes,
+    /// printed once, here at the edge.
+    pub fn fault(e: impl std::error::Error + 'static) -> ServerFnError {
+        ServerFnError::new(engine::report(&e))
+    }
+
     /// Sets the HTTP status of this server function's answer.
     fn status(code: http::StatusCode) {
         if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
@@ -67,7 +73,7 @@ mod host {
             BadName { .. } | Invalid { .. } => http::StatusCode::BAD_REQUEST,
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         });
-        err(e)
+        fault(e)
     }
 
     /// An operation refused or failed: bad input (an unknown action, a VM
@@ -77,19 +83,36 @@ mod host {
         use engine::ops::OpsError::*;
         match e {
             Store(e) => store_err(e),
-            NoVm { .. } | UnknownAction(_) | NoImage { .. } => {
+            NoVm { .. } | UnknownAction(_) | NoImage { .. } | NoNic { .. } | Invalid { .. } => {
                 status(http::StatusCode::BAD_REQUEST);
-                err(e)
+                fault(e)
             }
             Lab(engine::lab::LabError::NotRunning { .. }) => {
                 status(http::StatusCode::CONFLICT);
-                err(e)
+                fault(e)
             }
-            Lab(_) | Image(_) => {
+            Snapshot(engine::snapshot::SnapshotError::Missing { .. }) => {
+                status(http::StatusCode::NOT_FOUND);
+                fault(e)
+            }
+            Snapshot(
+                engine::snapshot::SnapshotError::BadName { .. }
+                | engine::snapshot::SnapshotError::Exists { .. },
+            ) => {
+                status(http::StatusCode::BAD_REQUEST);
+                fault(e)
+            }
+            Lab(_) | Image(_) | Build { .. } | Restart { .. } | Setup(_) | Snapshot(_) => {
                 status(http::StatusCode::INTERNAL_SERVER_ERROR);
-                err(e)
+                fault(e)
             }
         }
+    }
+
+    /// Nothing by that name: 404, with the reason.
+    pub fn not_found(message: impl std::fmt::Display) -> ServerFnError {
+        status(http::StatusCode::NOT_FOUND);
+        err(message)
     }
 
     /// Input refused before anything is done: 400, with the reason.
@@ -151,17 +174,25 @@ pub async fn get_lab(name: String) -> Result<LabView, ServerFnError> {
     })
 }
 
-/// The base images available for VMs.
+/// The base images available for VMs: those in the store, and the built-in
+/// ones (`tiny`, `frr`), which are built on first use.
 #[server(endpoint = "list_images")]
 pub async fn list_images() -> Result<Vec<String>, ServerFnError> {
     let s = host::service()?;
-    Ok(s.engine
+    let mut names: std::collections::BTreeSet<String> = s
+        .engine
         .images
         .list()
-        .map_err(host::err)?
+        .map_err(host::fault)?
         .into_iter()
         .map(|r| r.name)
-        .collect())
+        .collect();
+    names.extend(
+        engine::image::build::Flavour::ALL
+            .iter()
+            .map(|f| f.name().to_string()),
+    );
+    Ok(names.into_iter().collect())
 }
 
 /// Creates an empty lab.
@@ -179,6 +210,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
         networks: vec![],
         nodes: vec![],
         network_mode: Default::default(),
+        mgmt: None,
     };
     host::store()?.put(&t, None).map_err(host::store_err)?;
     Ok(name)
@@ -193,7 +225,89 @@ pub async fn save_lab(topology_json: String, revision: String) -> Result<String,
     let s = host::service()?;
     let rev = s.store.put(&t, Some(&revision)).map_err(host::store_err)?;
     s.lab_saved(&t.name, &rev);
+    // Links changed on a running lab are applied live (no VM restarts;
+    // anything else waits for Start).
+    if !engine::lab::running_qemus(&t.name).is_empty() {
+        let lab = t.name.clone();
+        s.spawn(&lab, move |s| {
+            let steps = engine::ops::apply_links(&s.engine, &t, &s.sayer(&t.name))?;
+            if !steps.is_empty() {
+                s.sayer(&t.name)(format!("{} link(s) changed live", steps.len()));
+            }
+            Ok(())
+        });
+    }
     Ok(rev)
+}
+
+/// A capture and the packet rows it has from `from` on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapturePage {
+    pub info: topology::capture::CaptureInfo,
+    pub rows: Vec<topology::capture::Row>,
+}
+
+/// Starts a capture on a NIC (`h1:eth0`) or a network of a lab.
+#[server(endpoint = "start_capture")]
+pub async fn start_capture(
+    lab: String,
+    target: String,
+    filter: String,
+) -> Result<topology::capture::CaptureInfo, ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
+    host::blocking(move || {
+        s.captures
+            .start(&t, &target, &filter, engine::captures::WEB_LIMITS)
+            .map_err(|e| match e {
+                engine::capture::CaptureError::Target(_)
+                | engine::capture::CaptureError::Filter { .. } => {
+                    host::bad_request(engine::report(&e))
+                }
+                e => host::fault(e),
+            })
+    })
+    .await
+}
+
+/// The captures of a lab, oldest first.
+#[server(endpoint = "list_captures")]
+pub async fn list_captures(
+    lab: String,
+) -> Result<Vec<topology::capture::CaptureInfo>, ServerFnError> {
+    let s = host::service()?;
+    Ok(s.captures.list(Some(&lab)))
+}
+
+/// Rows of capture `id` from number `from` on (at most 500 at a time).
+#[server(endpoint = "capture_rows")]
+pub async fn capture_rows(id: String, from: u64) -> Result<CapturePage, ServerFnError> {
+    let s = host::service()?;
+    let (info, rows) = s
+        .captures
+        .rows(&id, from, 500)
+        .ok_or_else(|| host::not_found(format!("no capture {id:?}")))?;
+    Ok(CapturePage { info, rows })
+}
+
+/// Stops capture `id` (it stays listed and downloadable).
+#[server(endpoint = "stop_capture")]
+pub async fn stop_capture(id: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    if !s.captures.stop(&id) {
+        return Err(host::not_found(format!("no capture {id:?}")));
+    }
+    Ok(())
+}
+
+/// Deletes capture `id` and its file.
+#[server(endpoint = "delete_capture")]
+pub async fn delete_capture(id: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    if !s.captures.delete(&id) {
+        return Err(host::not_found(format!("no capture {id:?}")));
+    }
+    Ok(())
 }
 
 /// A copy of a lab under a new name.
@@ -215,7 +329,7 @@ pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnErro
     t.name = to.clone();
     s.store.put(&t, None).map_err(host::store_err)?;
     host::blocking(move || {
-        engine::ops::down(&s.engine, &from, true, &|_| {}).map_err(host::err)?;
+        engine::ops::down(&s.engine, &from, true, &|_| {}).map_err(host::ops_err)?;
         Ok(to)
     })
     .await
@@ -227,25 +341,67 @@ pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
     let s = host::service()?;
     host::refuse_if_running(&name, "delete")?;
     s.store.get(&name).map_err(host::store_err)?;
-    host::blocking(move || engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::err))
-        .await
+    host::blocking(move || {
+        engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::ops_err)
+    })
+    .await
 }
 
-/// Creates a lab from topology text (YAML or JSON). Every problem is
+/// Creates a lab from topology text (YAML or JSON), or from a containerlab
+/// topology (`*.clab.yml`, imported by `topology::clab` with the files it
+/// names taken from `files`, a JSON object path → text). Every problem is
 /// reported, one per line as `path: message`, and nothing is created then.
-/// `name`, when given, replaces the file's lab name.
+/// `name`, when given, replaces the file's lab name. Answers the lab's name
+/// and, for a containerlab file, the import's report.
 #[server(endpoint = "import_lab")]
-pub async fn import_lab(text: String, name: Option<String>) -> Result<String, ServerFnError> {
-    let mut t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
-        host::bad_request(
-            e.problems()
+pub async fn import_lab(
+    text: String,
+    name: Option<String>,
+    #[server(default)] files: Option<String>,
+) -> Result<(String, Vec<String>), ServerFnError> {
+    let name = name.filter(|n| !n.is_empty());
+    let (mut t, report) = if topology::clab::looks_like(&text) {
+        let files: std::collections::BTreeMap<String, String> = match files.as_deref() {
+            None | Some("") => Default::default(),
+            Some(j) => {
+                serde_json::from_str(j).map_err(|e| host::bad_request(format!("files: {e}")))?
+            }
+        };
+        let opts = topology::clab::Options {
+            name: name.clone(),
+            image_map: vec![],
+        };
+        let imported = topology::clab::import(&text, &opts, &mut |p: &str| {
+            let p = p.trim_start_matches("./");
+            if let Some(t) = files.get(p) {
+                return Ok(topology::clab::Source::File(t.clone()));
+            }
+            let dir = format!("{}/", p.trim_end_matches('/'));
+            let list: Vec<(String, String)> = files
                 .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    if let Some(n) = name.filter(|n| !n.is_empty()) {
+                .filter_map(|(k, v)| Some((k.strip_prefix(&dir)?.to_string(), v.clone())))
+                .collect();
+            if list.is_empty() {
+                Err("not among the files uploaded".into())
+            } else {
+                Ok(topology::clab::Source::Dir(list))
+            }
+        })
+        .map_err(host::bad_request)?;
+        (imported.topology, imported.report)
+    } else {
+        let t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
+            host::bad_request(
+                e.problems()
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        (t, vec![])
+    };
+    if let Some(n) = name {
         t.name = n;
     }
     let problems = topology::validate(&t);
@@ -259,7 +415,7 @@ pub async fn import_lab(text: String, name: Option<String>) -> Result<String, Se
         ));
     }
     host::store()?.put(&t, None).map_err(host::store_err)?;
-    Ok(t.name)
+    Ok((t.name, report))
 }
 
 /// Starts, stops or restarts VMs of a stored lab (all of them when `vms` is
@@ -292,12 +448,98 @@ pub async fn lab_action(
             &names,
             std::time::Duration::from_secs(300),
             &say,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         say(format!("{action}: done ({})", names.join(", ")));
         Ok(())
     });
     Ok(())
+}
+
+/// One lab snapshot, as the Snapshots panel lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRow {
+    pub name: String,
+    /// Seconds since the epoch.
+    pub created_at: u64,
+    pub bytes: u64,
+    pub vms: usize,
+    /// VMs that were running (resumed by a restore).
+    pub running: usize,
+}
+
+/// The lab's snapshots, oldest first.
+#[server(endpoint = "list_snapshots")]
+pub async fn list_snapshots(lab: String) -> Result<Vec<SnapshotRow>, ServerFnError> {
+    let s = host::service()?;
+    s.store.get(&lab).map_err(host::store_err)?;
+    let all = host::blocking(move || Ok(engine::snapshot::list(&s.engine, &lab)))
+        .await?
+        .map_err(|e| host::ops_err(e.into()))?;
+    Ok(all
+        .into_iter()
+        .map(|snap| SnapshotRow {
+            running: snap.vms.values().filter(|v| v.saved.is_some()).count(),
+            vms: snap.vms.len(),
+            name: snap.name,
+            created_at: snap.created_at,
+            bytes: snap.bytes,
+        })
+        .collect())
+}
+
+/// Takes a snapshot (every running VM paused for the moment of the save);
+/// answers once it is written.
+#[server(endpoint = "save_snapshot")]
+pub async fn save_snapshot(lab: String, name: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    let snap = host::blocking(move || {
+        let say = s.sayer(&lab);
+        let r = engine::snapshot::save(&s.engine, &s.store, &lab, &name, &say);
+        if let Ok(snap) = &r {
+            say(format!(
+                "snapshot {:?}: done ({} VM(s), {:.1} MB)",
+                snap.name,
+                snap.vms.len(),
+                snap.bytes as f64 / 1e6
+            ));
+        }
+        Ok(r)
+    })
+    .await?;
+    snap.map(|_| ()).map_err(host::ops_err)
+}
+
+/// Brings the lab back to a snapshot; answers once the resumed VMs are
+/// ready.
+#[server(endpoint = "restore_snapshot")]
+pub async fn restore_snapshot(lab: String, name: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    let snap = host::blocking(move || {
+        let say = s.sayer(&lab);
+        let r = engine::snapshot::restore(
+            &s.engine,
+            &s.store,
+            &lab,
+            &name,
+            std::time::Duration::from_secs(300),
+            &say,
+        );
+        if let Ok(snap) = &r {
+            say(format!("restore {:?}: done", snap.name));
+        }
+        Ok(r)
+    })
+    .await?;
+    snap.map(|_| ()).map_err(host::ops_err)
+}
+
+/// Removes a snapshot.
+#[server(endpoint = "delete_snapshot")]
+pub async fn delete_snapshot(lab: String, name: String) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    host::blocking(move || Ok(engine::snapshot::remove(&s.engine, &lab, &name)))
+        .await?
+        .map_err(|e| host::ops_err(e.into()))
 }
 
 /// One cell of the connectivity matrix.

@@ -5,6 +5,8 @@ use topology::{Network, Nic, Node, Position, Topology};
 
 use crate::graph::{parse_id, Element};
 
+pub use topology::words::split_words;
+
 fn unused(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
     (1..)
         .map(|i| format!("{prefix}{i}"))
@@ -22,8 +24,11 @@ pub fn add_vm(t: &mut Topology, x: f64, y: f64) -> String {
         memory_mib: None,
         nics: vec![],
         routes: vec![],
+        mgmt_address: None,
         ip_forward: false,
         restart: None,
+        files: vec![],
+        exec: vec![],
         position: Some(Position { x, y }),
     });
     name
@@ -83,6 +88,8 @@ pub fn link(t: &mut Topology, a: &str, b: &str) -> Result<(), String> {
         network: net,
         address: None,
         mac: None,
+        up: true,
+        impair: Default::default(),
     });
     Ok(())
 }
@@ -192,68 +199,5 @@ mod tests {
         assert_eq!(t.nodes[0].nics[0].network, "lan");
         move_to(&mut t, "net:lan", 5.0, 6.0);
         assert_eq!(t.networks[0].position, Some(Position { x: 5.0, y: 6.0 }));
-    }
-}
-
-/// Splits a command line into words as a shell would for simple cases:
-/// spaces separate, single and double quotes group, backslash escapes. No
-/// expansion of any kind: the words are passed to the guest as they are.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => cur.extend(chars.next()),
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, '\\') => {
-                cur.extend(chars.next());
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err("an unclosed quote".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
-#[cfg(test)]
-mod split_tests {
-    use super::split_words;
-
-    #[test]
-    fn quotes_group_and_nothing_expands() {
-        assert_eq!(
-            split_words("ping -c 1  10.0.0.1").unwrap(),
-            ["ping", "-c", "1", "10.0.0.1"]
-        );
-        assert_eq!(
-            split_words(r#"sh -c 'echo $HOME; ls' "a b"\ c"#).unwrap(),
-            ["sh", "-c", "echo $HOME; ls", "a b c"]
-        );
-        assert_eq!(split_words(r#"echo "" x"#).unwrap(), ["echo", "", "x"]);
-        assert!(split_words("echo 'open").is_err());
-        assert!(split_words("   ").unwrap().is_empty());
     }
 }

@@ -68,14 +68,25 @@ pub fn elements(t: &Topology) -> Value {
             if t.network(&nic.network).is_none() {
                 continue;
             }
+            // An impaired link says how in its label; a link set down
+            // says so too (the canvas draws both differently).
+            let mut label = format!("eth{}", topology::mgmt::guest_nic_index(t, i));
+            if !nic.up {
+                label.push_str(" · down");
+            }
+            if !nic.impair.is_none() {
+                label.push_str(&format!(" · {}", nic.impair.label()));
+            }
             out.push(json!({
                 "group": "edges",
                 "data": {
                     "id": nic_id(&node.name, i),
                     "source": vm_id(&node.name),
                     "target": bridge_id(&nic.network),
-                    "label": format!("eth{i}"),
+                    "label": label,
                     "address": nic.address,
+                    "impaired": !nic.impair.is_none(),
+                    "down": !nic.up,
                 },
             }));
         }
@@ -131,6 +142,8 @@ pub mod js {
         pub fn download_text(filename: &str, text: &str);
         #[wasm_bindgen(js_name = readFirstFile)]
         pub fn read_first_file(input: &web_sys::HtmlElement, on_text: &js_sys::Function);
+        #[wasm_bindgen(js_name = readAllFiles)]
+        pub fn read_all_files(input: &web_sys::HtmlElement, on_json: &js_sys::Function);
     }
 }
 
@@ -156,6 +169,30 @@ mod tests {
         assert_eq!(r1_eth1["data"]["label"], "eth1");
         let h1 = els.iter().find(|e| e["data"]["id"] == "vm:h1").unwrap();
         assert_eq!(h1["position"], json!({"x": 80.0, "y": 340.0}));
+    }
+
+    #[test]
+    fn an_impaired_or_down_link_says_so_in_its_label_and_data() {
+        let mut t = topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        t.nodes[1].nics[0].impair.delay_ms = 40;
+        t.nodes[1].nics[0].impair.loss_pct = 0.5;
+        t.nodes[2].nics[0].up = false;
+        let els = elements(&t);
+        let edge = |id: &str| {
+            els.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["data"]["id"] == id)
+                .unwrap()
+                .clone()
+        };
+        let h1 = edge("nic:h1:0");
+        assert_eq!(h1["data"]["label"], "eth0 · 40ms 0.5% loss");
+        assert_eq!(h1["data"]["impaired"], true);
+        assert_eq!(h1["data"]["down"], false);
+        let h2 = edge("nic:h2:0");
+        assert_eq!(h2["data"]["label"], "eth0 · down");
+        assert_eq!(h2["data"]["down"], true);
     }
 
     #[test]

@@ -145,6 +145,8 @@ impl LabOp {
 fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let import_text = RwSignal::new(String::new());
+    // A containerlab folder's files (JSON: path in the folder → text).
+    let import_files = RwSignal::new(String::new());
     let message = RwSignal::new(None::<(bool, String)>);
     let navigate = use_navigate();
     let go = move |lab: String| {
@@ -164,10 +166,19 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
             let new_name = name.get_untracked().trim().to_string();
             let current = selected.get_untracked().unwrap_or_default();
             let text = import_text.get_untracked();
+            let files = import_files.get_untracked();
             leptos::task::spawn_local(async move {
+                let mut report = Vec::new();
                 let result = match what {
                     LabOp::New => create_lab(new_name).await,
-                    LabOp::Import => import_lab(text, Some(new_name)).await,
+                    LabOp::Import => {
+                        import_lab(text, Some(new_name), Some(files))
+                            .await
+                            .map(|(lab, r)| {
+                                report = r;
+                                lab
+                            })
+                    }
                     LabOp::Rename => rename_lab(current, new_name).await,
                     LabOp::Duplicate => duplicate_lab(current, new_name).await,
                     LabOp::Delete => {
@@ -182,9 +193,14 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                 };
                 match result {
                     Ok(lab) => {
-                        message.set(Some((true, format!("{}: done", what.word()))));
+                        let mut m = format!("{}: done", what.word());
+                        for line in &report {
+                            m.push_str(&format!("\nreport: {line}"));
+                        }
+                        message.set(Some((true, m)));
                         name.set(String::new());
                         import_text.set(String::new());
+                        import_files.set(String::new());
                         go(lab);
                     }
                     Err(e) => message.set(Some((false, server_message(&e)))),
@@ -194,6 +210,31 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
     };
     let (r1, r2, r3, r4, r5) = (run.clone(), run.clone(), run.clone(), run.clone(), run);
     let file_ref = NodeRef::<leptos::html::Input>::new();
+    let folder_ref = NodeRef::<leptos::html::Input>::new();
+    let on_folder = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(input) = folder_ref.get() {
+            use wasm_bindgen::prelude::*;
+            let cb = Closure::<dyn Fn(String)>::new(move |json: String| {
+                // The folder's .clab.yml is the topology, unless one is pasted.
+                if import_text.get_untracked().trim().is_empty() {
+                    if let Ok(files) =
+                        serde_json::from_str::<std::collections::BTreeMap<String, String>>(&json)
+                    {
+                        if let Some((_, t)) = files.iter().find(|(k, _)| {
+                            !k.contains('/')
+                                && (k.ends_with(".clab.yml") || k.ends_with(".clab.yaml"))
+                        }) {
+                            import_text.set(t.clone());
+                        }
+                    }
+                }
+                import_files.set(json);
+            });
+            crate::graph::js::read_all_files(&input, cb.as_ref().unchecked_ref());
+            cb.forget();
+        }
+    };
     let on_file = move |_| {
         #[cfg(feature = "hydrate")]
         if let Some(input) = file_ref.get() {
@@ -226,8 +267,19 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                 </button>
             </div>
             <details class="import">
-                <summary>"Import JSON or YAML"</summary>
+                <summary>"Import JSON or YAML, or a containerlab lab"</summary>
                 <input type="file" accept=".json,.yaml,.yml" node_ref=file_ref on:change=on_file />
+                <label class="muted">
+                    "containerlab folder (its .clab.yml and the files it names): "
+                    <input
+                        type="file"
+                        class="import-folder"
+                        multiple
+                        prop:webkitdirectory=true
+                        node_ref=folder_ref
+                        on:change=on_folder
+                    />
+                </label>
                 <textarea
                     class="import-text"
                     rows="6"

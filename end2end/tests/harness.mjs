@@ -3,7 +3,7 @@
 // (Debian's, never a downloaded one). Everything started here is stopped by
 // PID in stop(), even when a test fails.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +119,35 @@ export async function openApp(browser, url) {
 export async function graphOf(page, lab) {
   await page.waitForFunction((l) => window.__minivmGraph?.lab === l, lab, { timeout: 15_000 });
   return page.evaluate(() => window.__minivmGraph.counts());
+}
+
+/// A server, a browser and lab `lab` (YAML `yaml`) brought up by the CLI,
+/// for a test file's `before`; `stop()` takes it all down for its `after`.
+export async function labServer(lab, yaml) {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  tinyImage(server.stateDir);
+  const file = join(server.stateDir, 'lab.yaml');
+  writeFileSync(file, yaml);
+  const minivm = (...args) => minivmIn(server.stateDir, ...args);
+  minivm('up', '-f', file);
+  return {
+    server,
+    browser,
+    minivm,
+    async stop() {
+      try { minivm('down', lab, '--cleanup'); } catch (_) { /* already gone */ }
+      await browser.close();
+      await server.stop();
+    },
+  };
+}
+
+/// Runs `line` in the selected VM's command box; [exit code, output].
+export async function runInPanel(page, line) {
+  await page.fill('.vm-props .exec-input', line);
+  const n = Number(await page.getAttribute('.vm-props .exec-box', 'data-runs')) + 1;
+  await page.click('.vm-props .exec-run');
+  const out = await page.waitForSelector(`.vm-props .exec-output[data-run="${n}"]`, { timeout: 60_000 });
+  return [Number(await out.getAttribute('data-exit')), await out.textContent()];
 }

@@ -46,5 +46,5 @@ test('the token in the URL opens the app and sets a cookie; the header works too
   assert.equal((await get('/healthz', { Cookie: cookie.split(';')[0] })).status, 200);
   const labs = await get('/api/list_labs', { 'x-minivm-token': TOKEN, 'Content-Type': 'application/x-www-form-urlencoded' }, 'POST');
   assert.equal(labs.status, 200);
-  assert.deepEqual(JSON.parse(labs.body).map((l) => l.name), ['router', 'triangle']);
+  assert.deepEqual(JSON.parse(labs.body).map((l) => l.name), ['ospf', 'router', 'triangle']);
 });

@@ -38,11 +38,22 @@ pub struct Outcome {
 /// address there), and every pair the routes imply: `from` has a route to a
 /// subnet holding an address of `to` on a network they do not share.
 pub fn pairs(t: &Topology) -> Vec<Pair> {
+    // The management network never counts: a pair that reaches only over
+    // it is not a pair of the lab's own networks (neither its addresses nor
+    // the default routes via the host are used).
+    let t = &*topology::mgmt::effective(t);
+    let mgmt_gateway = t
+        .mgmt
+        .as_ref()
+        .and_then(|m| m.subnet.parse::<Ipv4Cidr>().ok())
+        .and_then(|s| topology::mgmt::gateway(&s))
+        .map(|g| g.addr.to_string());
     let nics = topology::resolve::nics(t);
     let addrs = |vm: &str| -> Vec<(String, Ipv4Cidr)> {
         nics.get(vm)
             .into_iter()
             .flatten()
+            .filter(|n| !(t.mgmt.is_some() && n.network == topology::mgmt::NETWORK))
             .filter_map(|n| Some((n.network.clone(), n.address?)))
             .collect()
     };
@@ -66,6 +77,7 @@ pub fn pairs(t: &Topology) -> Vec<Pair> {
             let routed = theirs.iter().find(|(_, a)| {
                 from.routes
                     .iter()
+                    .filter(|r| Some(&r.via) != mgmt_gateway.as_ref())
                     .any(|r| r.to.parse::<Ipv4Cidr>().is_ok_and(|c| c.contains(a.addr)))
             });
             if let Some((_, a)) = routed {
@@ -141,6 +153,32 @@ pub fn run(engine: &Engine, t: &Topology, parallel: usize) -> Vec<Outcome> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_management_network_never_makes_a_pair() {
+        let mut t = topology::parse_and_validate(
+            "version: 1\nname: m\ndefaults: {image: tiny}\nmgmt: {subnet: 172.20.20.0/24, nat: true}\nnetworks: [{name: a, subnet: 10.1.0.0/24}, {name: b, subnet: 10.2.0.0/24}]\nnodes:\n  - {name: x, nics: [{network: a}]}\n  - {name: y, nics: [{network: a}]}\n  - {name: z, nics: [{network: b}]}\n",
+            topology::Format::Yaml,
+        )
+        .unwrap();
+        let pairs = super::pairs(&t);
+        let names: Vec<(String, String, Option<String>)> = pairs
+            .iter()
+            .map(|p| (p.from.clone(), p.to.clone(), p.network.clone()))
+            .collect();
+        // x and y share network a; z shares only mgmt with them: no pair.
+        assert_eq!(
+            names,
+            vec![
+                ("x".into(), "y".into(), Some("a".into())),
+                ("y".into(), "x".into(), Some("a".into())),
+            ]
+        );
+        assert!(pairs.iter().all(|p| p.address.octets()[0] == 10));
+        // Without mgmt, the same lab has the same pairs.
+        t.mgmt = None;
+        assert_eq!(super::pairs(&t).len(), 2);
+    }
+
     use super::*;
 
     fn names(ps: &[Pair]) -> Vec<String> {

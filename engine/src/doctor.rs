@@ -66,7 +66,7 @@ pub fn run(state_dir: &Path) -> Report {
             name,
             process::stdout(Command::new(bin).arg("--version"))
                 .map(|v| v.lines().next().unwrap_or("").to_string())
-                .map_err(|e| (Status::Fail, e.to_string(), apt(pkg))),
+                .map_err(|e| (Status::Fail, crate::report(&e), apt(pkg))),
         );
     }
     check(
@@ -95,6 +95,19 @@ pub fn run(state_dir: &Path) -> Report {
         }),
     );
 
+    check(
+        "link impairments",
+        if crate::impair::kernel_has_netem() {
+            Ok("netem: delay, jitter, loss, rate, corruption, duplication, reordering".into())
+        } else {
+            Err((
+                Status::Warn,
+                "no netem in this kernel: loss and rate by nftables; delay, jitter, corruption, duplication and reordering by minivm's relay in user space".into(),
+                "a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem) shapes in the kernel".into(),
+            ))
+        },
+    );
+
     let choice = accel::probe_and_remember(state_dir);
     check(
         "accelerator",
@@ -104,10 +117,10 @@ pub fn run(state_dir: &Path) -> Report {
     check("free disk", free_disk(state_dir));
 
     let image = ImageStore::open(state_dir)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::report(&e))
         .and_then(|s| {
             s.exists(DEFAULT_IMAGE)
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::report(&e))
                 .map(|ok| (ok, s))
         });
     check(
@@ -145,7 +158,7 @@ pub fn run(state_dir: &Path) -> Report {
 /// the namespace (and with it both devices), whatever happened.
 fn netns_bridge_tap() -> Result<String, String> {
     let ns = format!("minivm-doctor-{}", std::process::id());
-    process::run(Command::new("ip").args(["netns", "add", &ns])).map_err(|e| e.to_string())?;
+    process::run(Command::new("ip").args(["netns", "add", &ns])).map_err(|e| crate::report(&e))?;
     let result = (|| {
         process::run(Command::new("ip").args([
             "-n",
@@ -177,8 +190,8 @@ fn netns_bridge_tap() -> Result<String, String> {
         process::run(Command::new("ip").args(["-n", &ns, "link", "set", "mvdoctorbr", "up"]))
     })();
     let deleted = process::run(Command::new("ip").args(["netns", "del", &ns]));
-    result.map_err(|e| e.to_string())?;
-    deleted.map_err(|e| e.to_string())?;
+    result.map_err(|e| crate::report(&e))?;
+    deleted.map_err(|e| crate::report(&e))?;
     Ok("created and removed in a throwaway network namespace".into())
 }
 

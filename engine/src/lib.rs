@@ -10,14 +10,19 @@
 compile_error!("the engine touches the host and must never be compiled into the wasm bundle");
 
 pub mod accel;
+pub mod capture;
+pub mod captures;
 pub mod check;
 pub mod console;
 pub mod doctor;
+pub mod error;
 pub mod events;
 pub mod fsutil;
 pub mod image;
+pub mod impair;
 pub mod lab;
 pub mod link;
+pub mod mgmt;
 pub use topology::lifecycle;
 pub mod net;
 pub mod ops;
@@ -26,10 +31,13 @@ pub mod process;
 pub mod qemu;
 pub mod qga;
 pub mod qmp;
+pub mod relay;
 pub mod seed;
 pub mod service;
+pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod vm;
 
+pub use error::report;
 pub use store::{LabEntry, LabStore, StoreError};

@@ -1,35 +1,55 @@
 //! Per-link properties: what a NIC's link should be (from the topology) and
 //! what the host has of it, compared into plan steps that change the link
-//! in place, without restarting its VM. Today's properties are the TAP's
-//! own: up on the host, plugged into its network's bridge. Every later one
-//! (link state seen by the guest, impairments) is a field here, observed in
-//! `lab::observe`, explained in [`change`], and applied by
-//! `Action::UpdateLink` in `lab::apply`.
+//! in place, without restarting its VM: the TAP up on the host and plugged
+//! into its network's bridge, the link as the guest sees it (carrier, by
+//! QMP `set_link`), and the impairments of what the VM sends
+//! (`crate::impair`). Each is a field here, observed in `lab::observe`,
+//! explained in [`change`], and applied by `Action::UpdateLink` in
+//! `lab::apply`.
 
 use serde::{Deserialize, Serialize};
 use topology::names::{bridge_ifname, tap_ifname};
-use topology::Topology;
+use topology::{Impair, Topology};
 
 /// The properties of one NIC's link that change in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinkProps {
     /// The TAP is administratively up on the host.
     pub up: bool,
     /// The bridge the TAP is plugged into (`None`: none).
     pub bridge: Option<String>,
+    /// The guest sees its link up (the topology's `up`).
+    pub carrier: bool,
+    /// What is done to the frames the VM sends.
+    pub impair: Impair,
+}
+
+impl LinkProps {
+    /// What a TAP has when it was just made and its VM just started.
+    pub fn fresh(&self) -> LinkProps {
+        LinkProps {
+            carrier: true,
+            impair: Impair::NONE,
+            ..self.clone()
+        }
+    }
 }
 
 /// What NIC `nic` of `vm` should have (the NIC exists).
 pub fn desired(t: &Topology, vm: &str, nic: usize) -> Option<LinkProps> {
+    let t = &*topology::mgmt::effective(t);
     let n = t.node(vm)?.nics.get(nic)?;
     Some(LinkProps {
         up: true,
         bridge: Some(bridge_ifname(&t.name, &n.network)),
+        carrier: n.up,
+        impair: n.impair,
     })
 }
 
 /// Every NIC's TAP with what it should have: (vm, nic, TAP, props).
 pub fn all_desired(t: &Topology) -> Vec<(String, usize, String, LinkProps)> {
+    let t = &*topology::mgmt::effective(t);
     t.nodes
         .iter()
         .flat_map(|node| {
@@ -52,7 +72,12 @@ pub fn change(have: &LinkProps, want: &LinkProps) -> Option<String> {
     if have == want {
         return None;
     }
-    let LinkProps { up, bridge } = want;
+    let LinkProps {
+        up,
+        bridge,
+        carrier,
+        impair,
+    } = want;
     let mut what = Vec::new();
     if have.up != *up {
         what.push(
@@ -69,6 +94,30 @@ pub fn change(have: &LinkProps, want: &LinkProps) -> Option<String> {
             Some(b) => format!("its TAP is plugged into {b}"),
             None => "its TAP is plugged into no bridge".to_string(),
         });
+    }
+    if have.carrier != *carrier {
+        what.push(
+            if *carrier {
+                "the guest sees its link down (set up)"
+            } else {
+                "the guest sees its link up (set down)"
+            }
+            .to_string(),
+        );
+    }
+    if &have.impair != impair {
+        let label = |i: &Impair| {
+            if i.is_none() {
+                "none".to_string()
+            } else {
+                i.label()
+            }
+        };
+        what.push(format!(
+            "impairment {} → {}",
+            label(&have.impair),
+            label(impair)
+        ));
     }
     Some(what.join(", "))
 }
@@ -112,6 +161,23 @@ mod tests {
         assert_eq!(
             change(&loose, &want).unwrap(),
             "its TAP is plugged into no bridge"
+        );
+        let slow = LinkProps {
+            carrier: false,
+            impair: Impair {
+                delay_ms: 40,
+                loss_pct: 0.5,
+                ..Impair::NONE
+            },
+            ..want.clone()
+        };
+        assert_eq!(
+            change(&want, &slow).unwrap(),
+            "the guest sees its link up (set down), impairment none → 40ms 0.5% loss"
+        );
+        assert_eq!(
+            change(&slow, &want).unwrap(),
+            "the guest sees its link down (set up), impairment 40ms 0.5% loss → none"
         );
     }
 }

@@ -28,8 +28,12 @@ pub enum NetError {
     NoNamespace(String),
     #[error("cannot enter network namespace {name:?}")]
     Enter { name: String, source: nix::Error },
-    #[error("netlink: {0}")]
-    Netlink(String),
+    #[error("netlink request failed")]
+    Netlink(#[source] rtnetlink::Error),
+    #[error("cannot open a netlink connection")]
+    Connect(#[source] std::io::Error),
+    #[error("the netlink thread for namespace {0:?} panicked")]
+    Panicked(String),
     #[error("{ifname} exists but is not ours (alias {alias:?}); rename or remove it, MiniVM will not touch it")]
     NotOwned {
         ifname: String,
@@ -104,21 +108,26 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let ns = ns.map(str::to_string);
+    let name = ns.clone().unwrap_or_else(|| "host".into());
     std::thread::spawn(move || {
         enter(ns.as_deref())?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| NetError::Netlink(e.to_string()))?;
+            .map_err(NetError::Connect)?;
         rt.block_on(async move {
-            let (conn, handle, _) =
-                rtnetlink::new_connection().map_err(|e| NetError::Netlink(e.to_string()))?;
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
             tokio::spawn(conn);
             op(handle).await
         })
     })
     .join()
-    .unwrap_or_else(|_| Err(NetError::Netlink("the namespace thread panicked".into())))
+    .unwrap_or_else(|_| Err(NetError::Panicked(name)))
+}
+
+/// Moves the calling thread into namespace `ns` (`None`: stays).
+pub fn enter_namespace(ns: Option<&str>) -> Result<()> {
+    enter(ns)
 }
 
 /// Moves the calling thread into namespace `ns`.
@@ -132,10 +141,6 @@ fn enter(ns: Option<&str>) -> Result<()> {
         })?;
     }
     Ok(())
-}
-
-fn nl(e: rtnetlink::Error) -> NetError {
-    NetError::Netlink(e.to_string())
 }
 
 fn to_link(m: &LinkMessage) -> Link {
@@ -179,7 +184,7 @@ async fn get_links(handle: &Handle) -> Result<Vec<Link>> {
         .execute()
         .try_collect()
         .await
-        .map_err(nl)?;
+        .map_err(NetError::Netlink)?;
     Ok(msgs.iter().map(to_link).collect())
 }
 
@@ -207,7 +212,7 @@ pub fn ensure_bridge(ns: Option<&str>, ifname: &str, alias: &str) -> Result<()> 
                     .add(LinkBridge::new(&ifname).build())
                     .execute()
                     .await
-                    .map_err(nl)?;
+                    .map_err(NetError::Netlink)?;
                 get_links(&h)
                     .await?
                     .into_iter()
@@ -220,7 +225,7 @@ pub fn ensure_bridge(ns: Option<&str>, ifname: &str, alias: &str) -> Result<()> 
             .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
             .execute()
             .await
-            .map_err(nl)
+            .map_err(NetError::Netlink)
     })
 }
 
@@ -308,7 +313,7 @@ pub fn ensure_tap(ns: Option<&str>, ifname: &str, alias: &str, bridge: &str) -> 
             )
             .execute()
             .await
-            .map_err(nl)
+            .map_err(NetError::Netlink)
     })
 }
 
@@ -360,6 +365,194 @@ pub fn delete_owned(ns: Option<&str>, ifname: &str, alias: &str) -> Result<()> {
                 alias: l.alias,
             });
         }
-        h.link().del(l.index).execute().await.map_err(nl)
+        h.link()
+            .del(l.index)
+            .execute()
+            .await
+            .map_err(NetError::Netlink)
+    })
+}
+
+/// Makes sure the veth pair `host` (in the host's namespace, owned by
+/// `alias`) ↔ `peer` (in namespace `ns`) exists. A `host` end whose peer is
+/// not in `ns` (a create cut short) is made again.
+pub fn ensure_veth_into(host: &str, alias: &str, peer: &str, ns: &str) -> Result<()> {
+    let peer_in_ns = links(Some(ns))?.iter().any(|l| l.name == peer);
+    let (host, alias, peer, ns) = (
+        host.to_string(),
+        alias.to_string(),
+        peer.to_string(),
+        ns.to_string(),
+    );
+    in_ns(None, move |h| async move {
+        let existing = get_links(&h).await?.into_iter().find(|l| l.name == host);
+        if let Some(l) = &existing {
+            if !adoptable(l, &alias) || l.kind.as_deref() != Some("veth") {
+                return Err(NetError::NotOwned {
+                    ifname: host,
+                    alias: l.alias.clone(),
+                });
+            }
+            if !peer_in_ns {
+                h.link()
+                    .del(l.index)
+                    .execute()
+                    .await
+                    .map_err(NetError::Netlink)?;
+            }
+        }
+        if existing.is_none() || !peer_in_ns {
+            // A peer left in the host's namespace by a cut-short create.
+            if let Some(stray) = get_links(&h).await?.into_iter().find(|l| l.name == peer) {
+                if stray.kind.as_deref() == Some("veth") && stray.alias.is_none() {
+                    h.link()
+                        .del(stray.index)
+                        .execute()
+                        .await
+                        .map_err(NetError::Netlink)?;
+                }
+            }
+            h.link()
+                .add(rtnetlink::LinkVeth::new(&host, &peer).build())
+                .execute()
+                .await
+                .map_err(NetError::Netlink)?;
+            let f = File::open(netns_path(&ns)).map_err(|_| NetError::NoNamespace(ns.clone()))?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_name(&peer)
+                        .setns_by_fd(f.as_raw_fd())
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(NetError::Netlink)?;
+        }
+        let index = get_links(&h)
+            .await?
+            .into_iter()
+            .find(|l| l.name == host)
+            .ok_or_else(|| NetError::NoLink(host.clone()))?
+            .index;
+        h.link()
+            .set(LinkUnspec::new_with_index(index).alias(alias).up().build())
+            .execute()
+            .await
+            .map_err(NetError::Netlink)
+    })
+}
+
+/// Sets `ifname` in `ns` owned by `alias`, a port of `bridge`, and up.
+pub fn ensure_port(ns: Option<&str>, ifname: &str, alias: &str, bridge: &str) -> Result<()> {
+    let (ifname, alias, bridge) = (ifname.to_string(), alias.to_string(), bridge.to_string());
+    in_ns(ns, move |h| async move {
+        let links = get_links(&h).await?;
+        let find = |n: &str| {
+            links
+                .iter()
+                .find(|l| l.name == n)
+                .ok_or_else(|| NetError::NoLink(n.to_string()))
+        };
+        let (port, br) = (find(&ifname)?, find(&bridge)?);
+        if !adoptable(port, &alias) {
+            return Err(NetError::NotOwned {
+                ifname,
+                alias: port.alias.clone(),
+            });
+        }
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(port.index)
+                    .alias(alias)
+                    .controller(br.index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(NetError::Netlink)
+    })
+}
+
+/// Every IPv4 address in `ns`: (interface name, address, prefix).
+pub fn ipv4_addresses(ns: Option<&str>) -> Result<Vec<(String, std::net::Ipv4Addr, u8)>> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+    in_ns(ns, |h| async move {
+        let links = get_links(&h).await?;
+        let msgs: Vec<AddressMessage> = h
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(NetError::Netlink)?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let ip = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip))
+                    | AddressAttribute::Address(std::net::IpAddr::V4(ip)) => Some(*ip),
+                    _ => None,
+                })?;
+                let name = links
+                    .iter()
+                    .find(|l| l.index == m.header.index)
+                    .map(|l| l.name.clone())?;
+                Some((name, ip, m.header.prefix_len))
+            })
+            .collect())
+    })
+}
+
+/// Makes `addr/prefix` the one IPv4 address of `ifname` in `ns` (others
+/// removed: the interface is ours).
+pub fn set_only_ipv4(
+    ns: Option<&str>,
+    ifname: &str,
+    addr: std::net::Ipv4Addr,
+    prefix: u8,
+) -> Result<()> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+    let ifname = ifname.to_string();
+    in_ns(ns, move |h| async move {
+        let index = get_links(&h)
+            .await?
+            .into_iter()
+            .find(|l| l.name == ifname)
+            .ok_or_else(|| NetError::NoLink(ifname.clone()))?
+            .index;
+        let msgs: Vec<AddressMessage> = h
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(NetError::Netlink)?;
+        let mut present = false;
+        for m in msgs {
+            let ip = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(std::net::IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            match ip {
+                Some(ip) if ip == addr && m.header.prefix_len == prefix => present = true,
+                Some(_) => h
+                    .address()
+                    .del(m)
+                    .execute()
+                    .await
+                    .map_err(NetError::Netlink)?,
+                None => {}
+            }
+        }
+        if !present {
+            h.address()
+                .add(index, std::net::IpAddr::V4(addr), prefix)
+                .execute()
+                .await
+                .map_err(NetError::Netlink)?;
+        }
+        Ok(())
     })
 }

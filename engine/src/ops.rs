@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use topology::Topology;
 
+use crate::image::build::Flavour;
 use crate::lab::{Engine, LabError, Progress};
 use crate::plan::Step;
 use crate::store::{LabStore, StoreError};
@@ -32,9 +34,126 @@ pub enum OpsError {
     Lab(#[from] LabError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    #[error("cannot build image {image:?} on first use")]
+    Build {
+        image: String,
+        source: crate::image::ImageError,
+    },
+    #[error("{vm} has no eth{nic} of its own to change (it has {count} NIC(s){})", if *count > 0 && *nic == 0 { ", eth0 being the management network's" } else { "" })]
+    NoNic {
+        vm: String,
+        nic: usize,
+        count: usize,
+    },
+    #[error("lab {lab:?} would be invalid; nothing was changed:\n{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        lab: String,
+        problems: Vec<topology::Problem>,
+    },
+    #[error("{}", .0.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+    Setup(Vec<SetupFailure>),
+    #[error(transparent)]
+    Snapshot(crate::snapshot::SnapshotError),
+    #[error("{vm}: restart failed")]
+    Restart { vm: String, source: Box<OpsError> },
 }
 
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
+
+/// A node's `exec` command that failed (the VM keeps running).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{vm}: setup command {command:?} exited {exit_code}{}", if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) })]
+pub struct SetupFailure {
+    pub vm: String,
+    pub command: String,
+    pub exit_code: i32,
+    pub stderr: String,
+}
+
+/// What a node's `exec` commands did on one boot (`<vm>/setup.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetupRecord {
+    /// The QEMU they ran in: a record of another boot is not this one's.
+    pub pid: u32,
+    /// Commands that succeeded, in order.
+    pub done: Vec<String>,
+    pub failed: Option<SetupFailure>,
+}
+
+/// The setup record of `vm` for its running QEMU, if its commands ran.
+pub fn setup_record(engine: &Engine, lab: &str, vm: &str) -> Option<SetupRecord> {
+    let pid = *crate::lab::running_qemus(lab).get(vm)?;
+    std::fs::read_to_string(engine.vm_files(lab, vm).setup())
+        .ok()
+        .and_then(|s| serde_json::from_str::<SetupRecord>(&s).ok())
+        .filter(|r| r.pid == pid)
+}
+
+/// Runs each ready VM's `exec` commands once per boot, in order, through
+/// the guest agent; a failing one stops that VM's list. A VM whose commands
+/// already ran on this boot is not run again (its failure is reported
+/// again). Each command's outcome goes to `say`.
+fn run_setup(
+    engine: &Engine,
+    t: &Topology,
+    vms: &[&str],
+    say: &(dyn Fn(String) + Sync),
+) -> Vec<SetupFailure> {
+    let mut failures = Vec::new();
+    let procs = crate::lab::running_qemus(&t.name);
+    for vm in vms {
+        let Some(node) = t.node(vm).filter(|n| !n.exec.is_empty()) else {
+            continue;
+        };
+        let Some(&pid) = procs.get(*vm) else {
+            continue;
+        };
+        if let Some(r) = setup_record(engine, &t.name, vm) {
+            failures.extend(r.failed);
+            continue;
+        }
+        let mut record = SetupRecord {
+            pid,
+            done: vec![],
+            failed: None,
+        };
+        for line in &node.exec {
+            let argv = topology::words::split_words(line).unwrap_or_default();
+            let outcome = engine.exec(&t.name, vm, &argv, Duration::from_secs(120));
+            let (code, stdout, stderr) = match outcome {
+                Ok(r) => (r.exit_code, r.stdout, r.stderr),
+                Err(e) => (-1, String::new(), crate::report(&e)),
+            };
+            let out = format!("{stdout}{stderr}");
+            let out = out.trim();
+            say(format!(
+                "{vm}: exec {line:?}: exit {code}{}",
+                if out.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n    {}", out.replace('\n', "\n    "))
+                }
+            ));
+            if code != 0 {
+                record.failed = Some(SetupFailure {
+                    vm: vm.to_string(),
+                    command: line.clone(),
+                    exit_code: code,
+                    stderr,
+                });
+                break;
+            }
+            record.done.push(line.clone());
+        }
+        failures.extend(record.failed.clone());
+        let path = engine.vm_files(&t.name, vm).setup();
+        let json = serde_json::to_string(&record).expect("serializes");
+        if let Err(e) = crate::fsutil::write_atomic(&path, json.as_bytes()) {
+            tracing::warn!(%vm, error = %e, "cannot record the setup");
+        }
+    }
+    failures
+}
 
 /// What `up` did.
 #[derive(Debug)]
@@ -47,11 +166,13 @@ pub struct UpReport {
 /// could run (an empty store, a typo in `defaults.image`), so nothing is
 /// made. A lab where only some VMs lack theirs comes up without them, each
 /// failing with its own error.
+/// A built-in image (`tiny`, `frr`) counts as there: it is built on first
+/// use (see [`ensure_images`]).
 pub fn check_images(engine: &Engine, t: &Topology) -> Result<()> {
     let mut first_missing = None;
     for n in &t.nodes {
         let image = t.node_image(n).unwrap_or_default();
-        if engine.images.exists(image)? {
+        if engine.images.exists(image)? || Flavour::parse(image).is_some() {
             return Ok(());
         }
         first_missing.get_or_insert_with(|| OpsError::NoImage {
@@ -60,6 +181,67 @@ pub fn check_images(engine: &Engine, t: &Topology) -> Result<()> {
         });
     }
     first_missing.map_or(Ok(()), Err)
+}
+
+/// Builds the built-in images (`tiny`, `frr`) that VMs `vms` of `t` use and
+/// the store lacks (and no overlay uses: one removed under its VMs is not
+/// replaced by another), saying each build step: the first `up` of a lab with an
+/// `frr` router builds that image, once. Builds take the image store's
+/// build lock, so two commands needing the same image build it once.
+pub fn ensure_images(
+    engine: &Engine,
+    t: &Topology,
+    vms: &[&str],
+    say: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    let wanted: std::collections::BTreeSet<&str> = t
+        .nodes
+        .iter()
+        .filter(|n| vms.contains(&n.name.as_str()))
+        .filter_map(|n| t.node_image(n))
+        .collect();
+    for image in wanted {
+        let Some(flavour) = Flavour::parse(image) else {
+            continue;
+        };
+        if engine.images.exists(image)? {
+            continue;
+        }
+        // An image removed under overlays that still use it is not made
+        // again: a new build is another disk under them. Their VMs say
+        // the image is missing.
+        if !engine.images.overlays_using(image)?.is_empty() {
+            continue;
+        }
+        let lock_path = engine.images.dir().join(".build.lock");
+        let _lock = crate::fsutil::lock_file(&lock_path, true).map_err(|e| {
+            crate::image::ImageError::Io {
+                action: "lock",
+                path: lock_path.clone(),
+                source: e,
+            }
+        })?;
+        if engine.images.exists(image)? {
+            continue;
+        }
+        say(format!(
+            "building image {image:?} (first use; about a minute)"
+        ));
+        let n = crate::image::build::STEPS.len();
+        let started = Instant::now();
+        crate::image::build::build(&engine.images, image, flavour, &mut |i, step| {
+            say(format!("image {image}: [{}/{n}] {step}", i + 1))
+        })
+        .map_err(|source| OpsError::Build {
+            image: image.to_string(),
+            source,
+        })?;
+        say(format!(
+            "image {image:?} built in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a VM name the lab does not have, listing those it has: the one
@@ -73,6 +255,160 @@ pub fn check_vms<S: AsRef<str>>(t: &Topology, vms: &[S]) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// A change to one NIC's link: each field set replaces the stored one;
+/// `clear` first resets every impairment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkEdit {
+    #[serde(default)]
+    pub up: Option<bool>,
+    #[serde(default)]
+    pub clear: bool,
+    #[serde(default)]
+    pub delay_ms: Option<u32>,
+    #[serde(default)]
+    pub jitter_ms: Option<u32>,
+    #[serde(default)]
+    pub loss_pct: Option<f64>,
+    #[serde(default)]
+    pub rate_kbit: Option<u64>,
+    #[serde(default)]
+    pub corrupt_pct: Option<f64>,
+    #[serde(default)]
+    pub duplicate_pct: Option<f64>,
+    #[serde(default)]
+    pub reorder_pct: Option<f64>,
+}
+
+impl LinkEdit {
+    /// `nic` with this edit made.
+    pub fn apply_to(&self, nic: &mut topology::Nic) {
+        let LinkEdit {
+            up,
+            clear,
+            delay_ms,
+            jitter_ms,
+            loss_pct,
+            rate_kbit,
+            corrupt_pct,
+            duplicate_pct,
+            reorder_pct,
+        } = self;
+        if let Some(up) = up {
+            nic.up = *up;
+        }
+        if *clear {
+            nic.impair = topology::Impair::NONE;
+        }
+        let i = &mut nic.impair;
+        i.delay_ms = delay_ms.unwrap_or(i.delay_ms);
+        i.jitter_ms = jitter_ms.unwrap_or(i.jitter_ms);
+        i.loss_pct = loss_pct.unwrap_or(i.loss_pct);
+        i.rate_kbit = rate_kbit.unwrap_or(i.rate_kbit);
+        i.corrupt_pct = corrupt_pct.unwrap_or(i.corrupt_pct);
+        i.duplicate_pct = duplicate_pct.unwrap_or(i.duplicate_pct);
+        i.reorder_pct = reorder_pct.unwrap_or(i.reorder_pct);
+    }
+}
+
+/// What `set_link` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkReport {
+    pub lab: String,
+    pub vm: String,
+    pub nic: usize,
+    pub revision: String,
+    /// The link now, as stored.
+    pub up: bool,
+    pub impair: topology::Impair,
+    /// The steps applied live (none when the VM is not running: its next
+    /// start applies them).
+    pub steps: Vec<Step>,
+    pub elapsed_ms: u64,
+}
+
+/// Changes one NIC's link in the stored lab (a new revision, so open pages
+/// see it) and applies it live when its VM runs, without restarting it.
+/// Bad input changes nothing.
+pub fn set_link(
+    engine: &Engine,
+    store: &LabStore,
+    lab: &str,
+    vm: &str,
+    nic: usize,
+    edit: &LinkEdit,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<LinkReport> {
+    let started = Instant::now();
+    let _lock = lock(engine, lab, say)?;
+    let (mut t, revision) = store.get(lab)?;
+    check_vms(&t, &[vm])?;
+    // `nic` is the guest's ethN: with a management network, eth0 is that
+    // network's NIC (not the lab's to shape) and the node's own start at eth1.
+    let own = topology::mgmt::own_nic_index(&t, nic);
+    let first = topology::mgmt::guest_nic_index(&t, 0);
+    let node = t.nodes.iter_mut().find(|n| n.name == vm).expect("checked");
+    let count = node.nics.len() + first;
+    let n = own
+        .and_then(|k| node.nics.get_mut(k))
+        .ok_or_else(|| OpsError::NoNic {
+            vm: vm.into(),
+            nic,
+            count,
+        })?;
+    edit.apply_to(n);
+    let (up, impair) = (n.up, n.impair);
+    let problems = topology::validate(&t);
+    if !problems.is_empty() {
+        return Err(OpsError::Invalid {
+            lab: lab.into(),
+            problems,
+        });
+    }
+    let revision = store.put(&t, Some(&revision))?;
+    let steps = if crate::lab::running_qemus(lab).contains_key(vm) {
+        engine.reconcile(&t, Some(&[vm]), &|p| say(step_line(p)))?
+    } else {
+        say(format!(
+            "{vm} is not running; its next start applies the link"
+        ));
+        vec![]
+    };
+    Ok(LinkReport {
+        lab: lab.into(),
+        vm: vm.into(),
+        nic,
+        revision,
+        up,
+        impair,
+        steps,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Applies the link changes of a saved lab to its running VMs, in place
+/// (the editor's save): nothing is started, stopped or recreated here.
+pub fn apply_links(
+    engine: &Engine,
+    t: &Topology,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<Vec<Step>> {
+    let _lock = lock(engine, &t.name, say)?;
+    let running = crate::lab::running_qemus(&t.name);
+    let observed = engine.observe(t)?;
+    let steps: Vec<Step> = crate::plan::plan(t, &observed)
+        .into_iter()
+        .filter(|s| {
+            matches!(&s.action, crate::plan::Action::UpdateLink { vm, ifname, .. }
+                if running.contains_key(vm) && observed.taps.contains(ifname))
+        })
+        .collect();
+    for s in &steps {
+        say(s.reason.clone());
+        engine.apply(t, s)?;
+    }
+    Ok(steps)
 }
 
 pub use topology::lifecycle::VmAction;
@@ -89,6 +425,9 @@ pub fn run_vm_action(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     check_vms(t, vms)?;
+    if action == VmAction::Suspend {
+        suspend(engine, t, vms, say)?;
+    }
     if matches!(action, VmAction::Stop | VmAction::Restart) {
         stop(engine, t, vms, say)?;
     }
@@ -96,6 +435,19 @@ pub fn run_vm_action(
         start(engine, t, vms, timeout, say)?;
     }
     Ok(())
+}
+
+/// Takes the lab's lock, saying so when another command holds it.
+pub(crate) fn lock(
+    engine: &Engine,
+    lab: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<crate::lab::LabLock, LabError> {
+    engine.lock(lab, &|| {
+        say(format!(
+            "waiting for another command working on lab {lab:?}"
+        ))
+    })
 }
 
 fn step_line(p: Progress) -> String {
@@ -117,17 +469,13 @@ pub fn up(
     if let Some(f) = file {
         store.check_from_file(t, f)?;
     }
-    let _lock = engine.lock(&t.name, &|| {
-        say(format!(
-            "waiting for another command working on lab {:?}",
-            t.name
-        ))
-    })?;
+    let _lock = lock(engine, &t.name, say)?;
     if let Some(f) = file {
         store.put_from_file(t, f)?;
     }
     let started = Instant::now();
     let vms: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+    ensure_images(engine, t, &vms, say)?;
     let steps = reconcile_and_wait(engine, t, None, &vms, timeout, say)?;
     Ok(UpReport {
         steps,
@@ -138,7 +486,7 @@ pub fn up(
 /// Reconciles (all of `t`, or `only`), then waits for `vms` to be ready.
 /// A VM or network that fails does not stop the rest: the others are still
 /// waited for, and then every failure is returned together.
-fn reconcile_and_wait(
+pub(crate) fn reconcile_and_wait(
     engine: &Engine,
     t: &Topology,
     only: Option<&[&str]>,
@@ -153,7 +501,7 @@ fn reconcile_and_wait(
     };
     let failed = errors.first().map(LabError::failed_vms).unwrap_or_default();
     for e in &errors {
-        say(format!("failed: {e}"));
+        say(format!("failed: {}", crate::report(e)));
     }
     let rest: Vec<&str> = vms
         .iter()
@@ -166,7 +514,21 @@ fn reconcile_and_wait(
     }) {
         errors.push(e);
     }
+    // Ready, with every link up: each VM's own commands.
+    let not_ready = errors
+        .iter()
+        .flat_map(LabError::failed_vms)
+        .collect::<std::collections::BTreeSet<_>>();
+    let ready: Vec<&str> = rest
+        .iter()
+        .copied()
+        .filter(|v| !not_ready.contains(*v))
+        .collect();
+    let setup = run_setup(engine, t, &ready, say);
     LabError::combine(errors)?;
+    if !setup.is_empty() {
+        return Err(OpsError::Setup(setup));
+    }
     Ok(steps)
 }
 
@@ -179,12 +541,8 @@ pub fn start(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     check_vms(t, vms)?;
-    let _lock = engine.lock(&t.name, &|| {
-        say(format!(
-            "waiting for another command working on lab {:?}",
-            t.name
-        ))
-    })?;
+    let _lock = lock(engine, &t.name, say)?;
+    ensure_images(engine, t, vms, say)?;
     reconcile_and_wait(engine, t, Some(vms), vms, timeout, say)?;
     Ok(())
 }
@@ -197,16 +555,49 @@ pub fn stop(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
     check_vms(t, vms)?;
-    let _lock = engine.lock(&t.name, &|| {
-        say(format!(
-            "waiting for another command working on lab {:?}",
-            t.name
-        ))
-    })?;
+    let _lock = lock(engine, &t.name, say)?;
     for vm in vms {
         say(format!("stopping {vm}"));
         engine.stop_vm(&t.name, vm, Duration::from_secs(10))?;
     }
+    Ok(())
+}
+
+/// Saves some running VMs' memory and stops them (`stop --save`, the
+/// editor's Suspend), in parallel: the next start resumes each where it
+/// was. A VM that is not running is refused, naming its state; one that
+/// fails does not stop the others.
+pub fn suspend(
+    engine: &Engine,
+    t: &Topology,
+    vms: &[&str],
+    say: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    check_vms(t, vms)?;
+    let _lock = lock(engine, &t.name, say)?;
+    let errors: Vec<LabError> = std::thread::scope(|scope| {
+        let handles: Vec<_> = vms
+            .iter()
+            .map(|vm| {
+                scope.spawn(move || {
+                    say(format!("saving {vm}"));
+                    let started = Instant::now();
+                    let bytes = engine.save_vm(&t.name, vm)?;
+                    say(format!(
+                        "{vm} saved ({:.1} MB in {:.1} s) and stopped; its next start resumes it",
+                        bytes as f64 / 1e6,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    Ok::<(), LabError>(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("save_vm does not panic").err())
+            .collect()
+    });
+    LabError::combine(errors)?;
     Ok(())
 }
 
@@ -217,11 +608,7 @@ pub fn down(
     cleanup: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    let _lock = engine.lock(lab, &|| {
-        say(format!(
-            "waiting for another command working on lab {lab:?}"
-        ))
-    })?;
+    let _lock = lock(engine, lab, say)?;
     say(format!(
         "stopping the VMs of {lab:?} and removing its devices"
     ));
@@ -242,5 +629,13 @@ pub fn restart_crashed(engine: &Engine, t: &Topology, vm: &str) -> Result<bool> 
         return Ok(false);
     }
     engine.reconcile(t, Some(&[vm]), &|_| {})?;
+    // A new boot: once it is ready, its own commands run again.
+    if t.node(vm).is_some_and(|n| !n.exec.is_empty()) {
+        engine.wait_ready(&t.name, &[vm], Duration::from_secs(300), &|_, _| {})?;
+        let failed = run_setup(engine, t, &[vm], &|_| {});
+        if !failed.is_empty() {
+            return Err(OpsError::Setup(failed));
+        }
+    }
     Ok(true)
 }

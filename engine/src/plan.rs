@@ -30,10 +30,13 @@ pub struct ObservedVm {
     pub hardware: Option<VmHardware>,
     /// Hash of the seed the VM booted with (addresses, routes, forwarding).
     pub seed_hash: Option<String>,
+    /// Its saved state (`stop --save`), when whole.
+    #[serde(default)]
+    pub saved: Option<crate::lab::SavedState>,
 }
 
 /// What the host has of one lab: only objects that carry the lab's identity.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ObservedLab {
     pub namespace: bool,
     pub bridges: BTreeSet<String>,
@@ -42,6 +45,10 @@ pub struct ObservedLab {
     /// here is not compared.
     pub links: BTreeMap<String, crate::link::LinkProps>,
     pub vms: BTreeMap<String, ObservedVm>,
+    /// The hash of the management network's host side as applied
+    /// (`crate::mgmt`), when it is there.
+    #[serde(default)]
+    pub mgmt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +87,10 @@ pub enum Action {
     StartVm {
         vm: String,
     },
+    /// Deletes a VM's saved state (it no longer fits the VM).
+    DiscardSaved {
+        vm: String,
+    },
     DeleteVm {
         vm: String,
     },
@@ -87,6 +98,14 @@ pub enum Action {
         ifname: String,
     },
     DeleteBridge {
+        ifname: String,
+    },
+    /// The management network's host side (`crate::mgmt`): veth, gateway
+    /// address, nftables table.
+    ConfigureMgmt {
+        ifname: String,
+    },
+    RemoveMgmt {
         ifname: String,
     },
 }
@@ -102,11 +121,14 @@ impl Action {
             | Action::WriteSeed { vm }
             | Action::StopVm { vm }
             | Action::StartVm { vm }
+            | Action::DiscardSaved { vm }
             | Action::DeleteVm { vm } => Some(vm),
             Action::CreateNamespace { .. }
             | Action::CreateBridge { .. }
             | Action::DeleteTap { .. }
-            | Action::DeleteBridge { .. } => None,
+            | Action::DeleteBridge { .. }
+            | Action::ConfigureMgmt { .. }
+            | Action::RemoveMgmt { .. } => None,
         }
     }
 
@@ -121,9 +143,12 @@ impl Action {
             Action::WriteSeed { .. } => "write_seed",
             Action::StopVm { .. } => "stop_vm",
             Action::StartVm { .. } => "start_vm",
+            Action::DiscardSaved { .. } => "discard_saved",
             Action::DeleteVm { .. } => "delete_vm",
             Action::DeleteTap { .. } => "delete_tap",
             Action::DeleteBridge { .. } => "delete_bridge",
+            Action::ConfigureMgmt { .. } => "configure_mgmt",
+            Action::RemoveMgmt { .. } => "remove_mgmt",
         }
     }
 }
@@ -146,7 +171,10 @@ pub fn phases(steps: Vec<Step>) -> Phases {
                 Some((_, list)) => list.push(s),
                 None => p.per_vm.push((vm, vec![s])),
             },
-            (None, Action::DeleteTap { .. } | Action::DeleteBridge { .. }) => p.after.push(s),
+            (
+                None,
+                Action::DeleteTap { .. } | Action::DeleteBridge { .. } | Action::RemoveMgmt { .. },
+            ) => p.after.push(s),
             (None, _) => p.before.push(s),
         }
     }
@@ -163,6 +191,7 @@ pub struct Step {
 
 /// The hardware `vm` should have (a valid topology).
 pub fn desired_hardware(t: &Topology, vm: &str) -> Option<VmHardware> {
+    let t = &*topology::mgmt::effective(t);
     let node = t.node(vm)?;
     let nics = topology::resolve::nics(t);
     Some(VmHardware {
@@ -179,6 +208,7 @@ pub fn desired_hardware(t: &Topology, vm: &str) -> Option<VmHardware> {
 
 /// Hash of the seed `vm` should boot with.
 pub fn desired_seed_hash(t: &Topology, vm: &str) -> Option<String> {
+    let t = &*topology::mgmt::effective(t);
     let s = crate::seed::render(t, vm)?;
     Some(format!(
         "{:016x}",
@@ -232,6 +262,7 @@ fn hardware_change(old: &VmHardware, new: &VmHardware) -> Option<String> {
 /// namespace, bridges, TAPs, disks, restarts, starts, then removal of what
 /// the lab owns but no longer wants. An empty plan means nothing to do.
 pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
+    let t = &*topology::mgmt::effective(t);
     let mut steps = Vec::new();
     let mut push = |action, reason: String| steps.push(Step { action, reason });
     let lab = &t.name;
@@ -258,6 +289,22 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
         }
         want_bridges.insert(ifname);
     }
+    match (crate::mgmt::Uplink::desired(t), &observed.mgmt) {
+        (Some(u), have) if have.as_deref() != Some(u.hash().as_str()) => push(
+            Action::ConfigureMgmt { ifname: u.host_if },
+            match have {
+                None => "the management network has no way to the host".into(),
+                Some(_) => "the management network's subnet, NAT or ports changed".into(),
+            },
+        ),
+        (None, Some(_)) => push(
+            Action::RemoveMgmt {
+                ifname: topology::names::mgmt_host_ifname(lab),
+            },
+            "the lab no longer has a management network".into(),
+        ),
+        _ => {}
+    }
     let mut want_taps = BTreeSet::new();
     for node in &t.nodes {
         for (i, nic) in node.nics.iter().enumerate() {
@@ -275,24 +322,6 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
             }
             want_taps.insert(ifname);
         }
-    }
-    for (vm, i, ifname, want) in crate::link::all_desired(t) {
-        let Some(why) = observed
-            .links
-            .get(&ifname)
-            .and_then(|have| crate::link::change(have, &want))
-        else {
-            continue;
-        };
-        push(
-            Action::UpdateLink {
-                vm: vm.clone(),
-                nic: i,
-                ifname,
-                bridge: want.bridge.unwrap_or_default(),
-            },
-            format!("{vm} eth{i}: {why}; changed in place, {vm} keeps running"),
-        );
     }
 
     let mut restarts = Vec::new();
@@ -341,7 +370,25 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
                 restarts.push((vm.clone(), r));
             }
         } else {
+            // A saved state resumes only onto what it was saved from.
+            let resumes = match obs.saved.as_ref().filter(|_| !image_changed) {
+                Some(saved) => {
+                    let change = hardware_change(&saved.hardware, &hw).or_else(|| {
+                        (saved.seed_hash != seed)
+                            .then(|| "its addresses, routes or files changed".to_string())
+                    });
+                    if let Some(c) = &change {
+                        push(
+                            Action::DiscardSaved { vm: vm.clone() },
+                            format!("{vm}'s saved state is discarded ({c}): it boots afresh"),
+                        );
+                    }
+                    change.is_none()
+                }
+                None => false,
+            };
             let why = match obs.state {
+                _ if resumes => format!("{vm} is resumed from its saved state"),
                 Some(VmState::Crashed) => format!("{vm} crashed"),
                 _ if image_changed => format!("{vm} is recreated with its new image"),
                 _ => format!("{vm} is not running"),
@@ -349,12 +396,42 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
             starts.push((vm.clone(), why));
         }
     }
+    // Links after the starts: the guest's carrier is set on a live QEMU,
+    // and a QEMU that is (re)started here starts with its links up.
+    let booting: BTreeSet<String> = restarts
+        .iter()
+        .chain(&starts)
+        .map(|(vm, _)| vm.clone())
+        .collect();
     for (vm, reason) in restarts {
         push(Action::StopVm { vm: vm.clone() }, reason.clone());
         push(Action::StartVm { vm }, reason);
     }
     for (vm, reason) in starts {
         push(Action::StartVm { vm }, reason);
+    }
+    for (vm, i, ifname, want) in crate::link::all_desired(t) {
+        // A TAP made by this plan is fresh: up, plugged in, unimpaired.
+        let mut have = observed
+            .links
+            .get(&ifname)
+            .cloned()
+            .unwrap_or_else(|| want.fresh());
+        if booting.contains(&vm) {
+            have.carrier = true;
+        }
+        let Some(why) = crate::link::change(&have, &want) else {
+            continue;
+        };
+        push(
+            Action::UpdateLink {
+                vm: vm.clone(),
+                nic: i,
+                ifname,
+                bridge: want.bridge.unwrap_or_default(),
+            },
+            format!("{vm} eth{i}: {why}; changed in place, {vm} keeps running"),
+        );
     }
 
     for vm in observed.vms.keys().filter(|v| t.node(v).is_none()) {
@@ -410,6 +487,7 @@ mod tests {
                             has_overlay: true,
                             hardware: desired_hardware(t, &vm),
                             seed_hash: desired_seed_hash(t, &vm),
+                            saved: None,
                         },
                     );
                 }
@@ -417,6 +495,38 @@ mod tests {
             }
         }
         o
+    }
+
+    #[test]
+    fn a_saved_state_is_resumed_onto_the_same_vm_and_discarded_with_the_reason_otherwise() {
+        let t = topology::parse_and_validate(
+            "version: 1\nname: s\ndefaults: {image: tiny}\nnetworks: [{name: lan, subnet: 10.1.0.0/24}]\nnodes: [{name: a, nics: [{network: lan}]}]\n",
+            topology::Format::Yaml,
+        )
+        .unwrap();
+        let mut o = up(&t);
+        let vm = o.vms.get_mut("a").unwrap();
+        vm.state = Some(VmState::Stopped);
+        vm.saved = Some(crate::lab::SavedState {
+            hardware: desired_hardware(&t, "a").unwrap(),
+            seed_hash: desired_seed_hash(&t, "a").unwrap(),
+            ready: true,
+            saved_at: 0,
+            bytes: 1,
+        });
+        let steps = plan(&t, &o);
+        assert_eq!(kinds(&steps), ["start_vm"]);
+        assert_eq!(steps[0].reason, "a is resumed from its saved state");
+        // More memory: the state no longer fits; it is discarded, saying why.
+        let mut bigger = t.clone();
+        bigger.nodes[0].memory_mib = Some(256);
+        let steps = plan(&bigger, &o);
+        assert_eq!(kinds(&steps), ["discard_saved", "start_vm"]);
+        assert_eq!(
+            steps[0].reason,
+            "a's saved state is discarded (memory 128 → 256 MiB): it boots afresh"
+        );
+        assert_eq!(steps[1].reason, "a is not running");
     }
 
     fn kinds(steps: &[Step]) -> Vec<String> {
@@ -594,6 +704,38 @@ mod tests {
         let steps = plan(&t, &o);
         assert_eq!(kinds(&steps), ["start_vm", "delete_vm", "delete_bridge"]);
         assert_eq!(steps[0].reason, "h2 crashed");
+    }
+
+    #[test]
+    fn a_link_down_in_the_file_is_set_after_its_vm_starts_and_again_after_a_crash() {
+        let mut t = router();
+        t.nodes[1].nics[0].up = false;
+        t.nodes[1].nics[0].impair.loss_pct = 5.0;
+        let steps = plan(&t, &ObservedLab::default());
+        let h1: Vec<String> = steps
+            .iter()
+            .filter(|s| s.action.vm() == Some("h1"))
+            .map(|s| s.action.kind().to_string())
+            .collect();
+        assert_eq!(h1.last().unwrap(), "update_link", "after the start: {h1:?}");
+        assert!(h1.contains(&"start_vm".to_string()));
+        let reason = &steps.last().unwrap().reason;
+        assert_eq!(
+            reason,
+            "h1 eth0: the guest sees its link up (set down), impairment none → 5% loss; changed in place, h1 keeps running"
+        );
+        // Applied and observed: nothing to do.
+        let mut o = up(&t);
+        let tap = tap_ifname(&t.name, "h1", 0);
+        let want = crate::link::desired(&t, "h1", 0).unwrap();
+        o.links.insert(tap.clone(), want.clone());
+        assert_eq!(plan(&t, &o), vec![]);
+        // A crash: the new QEMU starts with its link up, so it is set again;
+        // the impairment on the TAP stays and is not.
+        o.vms.get_mut("h1").unwrap().state = Some(VmState::Crashed);
+        let steps = plan(&t, &o);
+        assert_eq!(kinds(&steps), ["start_vm", "update_link"]);
+        assert!(steps[1].reason.contains("set down") && !steps[1].reason.contains("loss"));
     }
 
     #[test]

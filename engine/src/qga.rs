@@ -1,7 +1,7 @@
 //! A client for qemu-guest-agent over the VM's `qga.sock`.
 //!
 //! The agent's channel has no framing on connect: stale replies may be
-//! waiting. `guest-sync` with a fresh id resynchronises: replies are read
+//! waiting. `guest-sync` with an id never used before resynchronises: replies are read
 //! until the one carrying that id.
 
 use std::io::{BufRead, BufReader, Write};
@@ -31,6 +31,23 @@ pub struct ExecResult {
     pub stderr: String,
 }
 
+/// A `guest-sync` id never used before by this process nor, in practice, by
+/// another: a reply to an abandoned sync may still be waiting in the
+/// channel when the next client connects, and must not match its sync.
+fn next_sync_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // JSON numbers beyond 2^53 may lose precision in the agent: ids stay
+    // below it. The seed mixes the clock and the pid.
+    const MASK: u64 = (1 << 53) - 1;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let seed = ((nanos ^ (u64::from(std::process::id()) << 24)) & MASK) | 1;
+    let _ = NEXT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    NEXT.fetch_add(1, Ordering::Relaxed) & MASK
+}
+
 pub struct Qga {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -41,7 +58,6 @@ impl Qga {
     /// still be starting in the guest).
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Self, QgaError> {
         let deadline = Instant::now() + timeout;
-        let mut id: u64 = u64::from(std::process::id()) << 20;
         loop {
             let attempt = (|| {
                 let stream = UnixStream::connect(socket)?;
@@ -50,8 +66,7 @@ impl Qga {
                     reader: BufReader::new(stream.try_clone()?),
                     writer: stream,
                 };
-                id += 1;
-                q.sync(id)?;
+                q.sync(next_sync_id())?;
                 Ok::<_, QgaError>(q)
             })();
             match attempt {
@@ -188,5 +203,18 @@ impl Qga {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_sync_id;
+
+    #[test]
+    fn sync_ids_never_repeat_in_a_process() {
+        let ids: Vec<u64> = (0..1000).map(|_| next_sync_id()).collect();
+        let set: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
+        assert!(ids.iter().all(|&i| i != 0 && i < (1 << 53)));
     }
 }

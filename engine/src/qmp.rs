@@ -39,8 +39,24 @@ impl Qmp {
 
     /// Runs a command; events that arrive first are skipped.
     pub fn execute(&mut self, command: &str) -> std::io::Result<Value> {
-        self.writer
-            .write_all(format!("{}\n", json!({"execute": command})).as_bytes())?;
+        self.send(json!({"execute": command}))
+    }
+
+    /// Runs a command with arguments; QEMU's refusal is an error with its
+    /// own words.
+    pub fn execute_with(&mut self, command: &str, arguments: Value) -> std::io::Result<Value> {
+        let v = self.send(json!({"execute": command, "arguments": arguments}))?;
+        match v.get("error") {
+            Some(e) => Err(std::io::Error::other(format!(
+                "QEMU refused {command}: {}",
+                e["desc"].as_str().unwrap_or("no reason given")
+            ))),
+            None => Ok(v),
+        }
+    }
+
+    fn send(&mut self, message: Value) -> std::io::Result<Value> {
+        self.writer.write_all(format!("{message}\n").as_bytes())?;
         loop {
             let v = self.read()?;
             if v.get("event").is_none() {

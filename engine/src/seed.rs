@@ -25,6 +25,7 @@ pub struct SeedFiles {
 
 /// The seed of `node` in `t` (a valid topology). `None` for an unknown node.
 pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
+    let t = &*topology::mgmt::effective(t);
     let n = t.node(node)?;
     let all = topology::resolve::nics(t);
     let nics: &[ResolvedNic] = all.get(node).map(Vec::as_slice).unwrap_or(&[]);
@@ -41,6 +42,23 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
         writeln!(conf, "route {} {}", r.to, r.via).expect("writing to a String");
     }
     writeln!(conf, "forward {}", u8::from(n.ip_forward)).expect("writing to a String");
+    // Files, one a line: `file PATH MODE BASE64` (paths are validated:
+    // absolute, plain characters, no spaces).
+    let b64 = |text: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+    };
+    for f in &n.files {
+        let content = f.content.as_deref().unwrap_or_default();
+        writeln!(
+            conf,
+            "file {} {:04o} {}",
+            f.path,
+            f.mode_bits(),
+            b64(content)
+        )
+        .expect("writing to a String");
+    }
 
     let mut net = String::from("version: 2\nethernets:\n");
     for nic in nics {
@@ -84,6 +102,19 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
     let mut user_data = format!("#cloud-config\nhostname: {node}\n");
     if n.ip_forward {
         user_data.push_str("bootcmd:\n  - [sysctl, -w, net.ipv4.ip_forward=1]\n");
+    }
+    if !n.files.is_empty() {
+        user_data.push_str("write_files:\n");
+        for f in &n.files {
+            write!(
+                user_data,
+                "  - path: {}\n    permissions: \"{:04o}\"\n    encoding: b64\n    content: {}\n",
+                f.path,
+                f.mode_bits(),
+                b64(f.content.as_deref().unwrap_or_default())
+            )
+            .expect("writing to a String");
+        }
     }
     Some(SeedFiles {
         meta_data,
@@ -165,6 +196,27 @@ mod tests {
         assert!(h1.network_config.contains("set-name: eth0"));
         assert!(h1.meta_data.contains("local-hostname: h1"));
         assert!(render(&t, "nope").is_none());
+    }
+
+    #[test]
+    fn files_travel_base64_with_their_mode_in_both_seeds() {
+        let mut t = topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        t.nodes[0].files.push(topology::FileSpec {
+            path: "/etc/frr/daemons".into(),
+            content: Some("zebra=yes\nospfd=yes\n".into()),
+            source: None,
+            mode: Some("0640".into()),
+        });
+        let r1 = render(&t, "r1").unwrap();
+        assert!(
+            r1.minivm_conf
+                .ends_with("file /etc/frr/daemons 0640 emVicmE9eWVzCm9zcGZkPXllcwo=\n"),
+            "{}",
+            r1.minivm_conf
+        );
+        assert!(r1.user_data.contains(
+            "write_files:\n  - path: /etc/frr/daemons\n    permissions: \"0640\"\n    encoding: b64\n    content: emVicmE9eWVzCm9zcGZkPXllcwo=\n"
+        ));
     }
 
     #[test]

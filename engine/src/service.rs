@@ -21,6 +21,8 @@ pub struct Service {
     pub engine: Engine,
     pub store: LabStore,
     pub bus: EventBus,
+    /// Packet captures started from the web page.
+    pub captures: crate::captures::Captures,
     /// The revision of each lab last announced (LabChanged).
     revisions: std::sync::Mutex<BTreeMap<String, String>>,
 }
@@ -34,6 +36,7 @@ struct Seen {
 impl Service {
     pub fn new(engine: Engine, store: LabStore) -> Arc<Self> {
         Arc::new(Service {
+            captures: crate::captures::Captures::open(&engine.state_dir),
             engine,
             store,
             bus: EventBus::new(),
@@ -58,12 +61,13 @@ impl Service {
     pub fn spawn(
         self: &Arc<Self>,
         lab: &str,
-        op: impl FnOnce(&Arc<Service>) -> Result<(), String> + Send + 'static,
+        op: impl FnOnce(&Arc<Service>) -> Result<(), crate::ops::OpsError> + Send + 'static,
     ) {
         let me = self.clone();
         let lab = lab.to_string();
         std::thread::spawn(move || {
-            if let Err(message) = op(&me) {
+            if let Err(e) = op(&me) {
+                let message = crate::report(&e);
                 tracing::warn!(%lab, %message, "operation failed");
                 me.bus.publish(EventKind::Error { lab, message });
             }
@@ -161,7 +165,7 @@ impl Service {
         let vm = vm.to_string();
         self.spawn(&lab.clone(), move |me| {
             std::thread::sleep(delay);
-            let (t, _) = me.store.get(&lab).map_err(|e| e.to_string())?;
+            let (t, _) = me.store.get(&lab)?;
             let wanted = t
                 .node(&vm)
                 .is_some_and(|n| t.node_restart(n) == RestartPolicy::OnFailure);
@@ -174,7 +178,10 @@ impl Service {
                     Ok(())
                 }
                 Ok(false) => Ok(()),
-                Err(e) => Err(format!("{vm}: restart failed: {e}")),
+                Err(e) => Err(crate::ops::OpsError::Restart {
+                    vm,
+                    source: Box::new(e),
+                }),
             }
         });
     }

@@ -36,7 +36,7 @@ pub enum StoreError {
     },
     #[error("lab name {name:?} is in use by {by}, with a different topology; give this lab another `name:`, or remove the other one with `minivm down {name} --cleanup`")]
     InUse { name: String, by: String },
-    #[error("lab {name:?} is invalid:\n{source}")]
+    #[error("lab {name:?} is invalid")]
     Invalid { name: String, source: LoadError },
     #[error("cannot {action} {}", path.display())]
     Io {
@@ -124,7 +124,9 @@ impl LabStore {
                     links: t.link_count(),
                 }),
                 Err(StoreError::NotFound(_)) => {}
-                Err(e) => tracing::warn!(lab = %name, error = %e, "skipping unreadable lab"),
+                Err(e) => {
+                    tracing::warn!(lab = %name, error = %crate::report(&e), "skipping unreadable lab")
+                }
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -261,19 +263,24 @@ impl LabStore {
     }
 
     /// When the store holds no lab at all, adds the given ones (the built-in
-    /// examples), so that a new user sees something to start from.
-    pub fn seed_if_empty(&self, labs: &[&str]) -> Result<usize> {
+    /// examples, their `source` files read by `read`), so that a new user
+    /// sees something to start from.
+    pub fn seed_if_empty(
+        &self,
+        labs: &[&str],
+        read: &mut dyn FnMut(&str) -> std::result::Result<String, String>,
+    ) -> Result<usize> {
         if !self.list()?.is_empty() {
             return Ok(0);
         }
         let mut n = 0;
         for text in labs {
-            let t = parse_and_validate(text, Format::sniff(text)).map_err(|source| {
-                StoreError::Invalid {
+            let t = topology::parse_read_and_validate(text, Format::sniff(text), read).map_err(
+                |source| StoreError::Invalid {
                     name: "example".into(),
                     source,
-                }
-            })?;
+                },
+            )?;
             self.put(&t, None)?;
             n += 1;
         }
@@ -296,8 +303,16 @@ mod tests {
     #[test]
     fn seeds_once_and_lists() {
         let (_d, s) = store();
-        assert_eq!(s.seed_if_empty(&[LAB]).unwrap(), 1);
-        assert_eq!(s.seed_if_empty(&[LAB]).unwrap(), 0);
+        assert_eq!(
+            s.seed_if_empty(&[LAB], &mut |_| Err("none".into()))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.seed_if_empty(&[LAB], &mut |_| Err("none".into()))
+                .unwrap(),
+            0
+        );
         let labs = s.list().unwrap();
         assert_eq!(labs.len(), 1);
         assert_eq!((labs[0].nodes, labs[0].networks, labs[0].links), (1, 1, 1));
@@ -306,7 +321,8 @@ mod tests {
     #[test]
     fn stale_revision_is_refused_and_changes_nothing() {
         let (_d, s) = store();
-        s.seed_if_empty(&[LAB]).unwrap();
+        s.seed_if_empty(&[LAB], &mut |_| Err("none".into()))
+            .unwrap();
         let (mut t, rev) = s.get("demo").unwrap();
         t.nodes[0].cpus = Some(2);
         let rev2 = s.put(&t, Some(&rev)).unwrap();

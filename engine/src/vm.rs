@@ -15,17 +15,15 @@ pub const FIRST_TAP_FD: i32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("VM {vm}: {n} TAP fds given for {m} TAP NICs")]
-    TapCount { vm: String, n: usize, m: usize },
-    #[error("VM {vm}: cannot open its log {path}")]
+    #[error("{n} TAP fds given for {m} TAP NICs")]
+    TapCount { n: usize, m: usize },
+    #[error("cannot open its log {path}")]
     Log {
-        vm: String,
         path: String,
         source: std::io::Error,
     },
-    #[error("VM {vm}: {binary} cannot start: {source}")]
+    #[error("{binary} cannot start")]
     Spawn {
-        vm: String,
         binary: String,
         source: std::io::Error,
     },
@@ -66,19 +64,16 @@ pub fn launch(
         .count();
     if tap_nics != taps.len() {
         return Err(VmError::TapCount {
-            vm: spec.name.clone(),
             n: taps.len(),
             m: tap_nics,
         });
     }
     let log_path = crate::lab::VmDir::new(spec.run_dir.clone()).qemu_log();
     let log = File::create(&log_path).map_err(|source| VmError::Log {
-        vm: spec.name.clone(),
         path: log_path.display().to_string(),
         source,
     })?;
     let log2 = log.try_clone().map_err(|source| VmError::Log {
-        vm: spec.name.clone(),
         path: log_path.display().to_string(),
         source,
     })?;
@@ -124,7 +119,6 @@ pub fn launch(
     }
     let child = cmd.spawn().map_err(|source| VmError::Spawn {
         binary: qemu_binary.display().to_string(),
-        vm: spec.name.clone(),
         source,
     })?;
     drop(taps);

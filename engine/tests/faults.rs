@@ -87,8 +87,8 @@ fn each_fault_fails_only_its_vm_or_network() {
     let err = engine::ops::up(&engine, &store, &t, None, Duration::from_secs(240), &|l| {
         lines.lock().unwrap().push(l)
     })
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let err = engine::report(&err);
     eprintln!("up: {err}");
     let lines = lines.into_inner().unwrap();
     for (what, want) in [
@@ -152,9 +152,8 @@ fn each_fault_fails_only_its_vm_or_network() {
     let base = images.path("tiny").unwrap();
     let aside = base.with_extension("aside");
     std::fs::rename(&base, &aside).unwrap();
-    let err = engine::ops::start(&engine, &t, &["ok1"], Duration::from_secs(60), &say)
-        .unwrap_err()
-        .to_string();
+    let err = engine::ops::start(&engine, &t, &["ok1"], Duration::from_secs(60), &say).unwrap_err();
+    let err = engine::report(&err);
     std::fs::rename(&aside, &base).unwrap();
     assert!(
         err.contains("ok1: its base image \"tiny\" is missing from the image store"),
@@ -164,11 +163,12 @@ fn each_fault_fails_only_its_vm_or_network() {
     // A QEMU binary that does not exist, then one that exits at once.
     let mut broken = common::engine_on(state.path());
     broken.qemu = state.path().join("no-such-qemu");
-    let err = engine::ops::start(&broken, &t, &["ok1"], Duration::from_secs(60), &say)
-        .unwrap_err()
-        .to_string();
+    let err = engine::ops::start(&broken, &t, &["ok1"], Duration::from_secs(60), &say).unwrap_err();
+    let err = engine::report(&err);
     assert!(
-        err.contains("ok1: VM ok1: ") && err.contains("no-such-qemu cannot start: No such file"),
+        err.starts_with("ok1: ")
+            && !err.contains("VM ok1")
+            && err.contains("no-such-qemu cannot start: No such file"),
         "{err}"
     );
     let fake = state.path().join("fake-qemu");
@@ -179,9 +179,8 @@ fn each_fault_fails_only_its_vm_or_network() {
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     broken.qemu = fake;
-    let err = engine::ops::start(&broken, &t, &["ok1"], Duration::from_secs(60), &say)
-        .unwrap_err()
-        .to_string();
+    let err = engine::ops::start(&broken, &t, &["ok1"], Duration::from_secs(60), &say).unwrap_err();
+    let err = engine::report(&err);
     assert_eq!(
         err, "ok1: QEMU exited: fake-qemu: could not initialise the machine",
         "QEMU's own words reach the user"

@@ -26,8 +26,10 @@ fn built() -> &'static (tempfile::TempDir, ImageStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(dir.path()).unwrap();
         let mut steps = Vec::new();
-        let rec =
-            image::build::build(&store, "tiny", &mut |i, _| steps.push(i)).expect("image build");
+        let rec = image::build::build(&store, "tiny", image::build::Flavour::Tiny, &mut |i, _| {
+            steps.push(i)
+        })
+        .expect("image build");
         assert_eq!(steps, (0..image::build::STEPS.len()).collect::<Vec<_>>());
         assert_eq!(rec.format, "qcow2");
         assert!(
@@ -104,6 +106,7 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
             .collect(),
         run_dir: vm.path().to_path_buf(),
         wait_for_serial: true,
+        incoming: None,
     };
     let child = Command::new("qemu-system-x86_64")
         .args(qemu::argv(&spec))

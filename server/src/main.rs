@@ -45,8 +45,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Start VMs of a lab (and what they need), wait until they are ready.
     Start(cmd::vm::Args),
-    /// Power VMs of a lab down (ACPI, then quit).
-    Stop(cmd::vm::Args),
+    /// Power VMs of a lab down (ACPI, then quit); --save saves their memory so the next start resumes them.
+    Stop(cmd::vm::StopArgs),
     /// Stop, then start VMs of a lab.
     Restart(cmd::vm::Args),
     /// Run a program in a VM through its guest agent; exits with its code.
@@ -55,6 +55,20 @@ enum Command {
     Console(cmd::console::Args),
     /// Ping every pair of VMs the topology says can talk; exit 1 if any fails.
     Check(cmd::check::Args),
+    /// Change a NIC's link live: up/down, delay, jitter, loss, rate, ...
+    Link(cmd::link::Args),
+    /// Capture packets on a VM NIC or a network: lines, or pcap with -w.
+    Capture(cmd::capture::Args),
+    /// Import a containerlab topology (*.clab.yml) as a lab, with a report of what is not carried over.
+    Import(cmd::import::Args),
+    /// Export a lab in containerlab's format (a .clab.yml and its files).
+    Export(cmd::export::Args),
+    /// Lab snapshots: every VM's disk and memory, saved and restored together.
+    Snapshot(cmd::snapshot::Args),
+    /// (internal) A lab's relay: impairments in user space where the kernel
+    /// has no netem. Started and stopped by the engine.
+    #[command(hide = true)]
+    Relay { lab: String },
 }
 
 fn main() -> ExitCode {
@@ -78,10 +92,22 @@ fn main() -> ExitCode {
         Command::Image(args) => cmd::image::run(args, &cli.state_dir),
         Command::Doctor(args) => cmd::doctor::run(args, &cli.state_dir),
         Command::Up(args) => cmd::up::run(args, &cli.state_dir),
+        Command::Link(args) => cmd::link::run(args, &cli.state_dir),
+        Command::Capture(args) => cmd::capture::run(args, &cli.state_dir),
+        Command::Snapshot(args) => cmd::snapshot::run(args, &cli.state_dir),
+        Command::Import(args) => cmd::import::run(args, &cli.state_dir),
+        Command::Export(args) => cmd::export::run(args, &cli.state_dir),
+        Command::Relay { lab } => topology::names::check_name(&lab)
+            .map_err(|e| anyhow::anyhow!("lab name {lab:?} {e}"))
+            .and_then(|_| {
+                let dir = cli.state_dir.join("labs").join(&lab);
+                engine::relay::run(&dir, &lab).map_err(anyhow::Error::from)
+            })
+            .map(|_| ExitCode::SUCCESS),
         Command::Down(args) => cmd::down::run(args, &cli.state_dir),
         Command::Status(args) => cmd::status::run(args, &cli.state_dir),
         Command::Start(args) => cmd::vm::run(VmAction::Start, args, &cli.state_dir),
-        Command::Stop(args) => cmd::vm::run(VmAction::Stop, args, &cli.state_dir),
+        Command::Stop(args) => cmd::vm::run_stop(args, &cli.state_dir),
         Command::Restart(args) => cmd::vm::run(VmAction::Restart, args, &cli.state_dir),
         Command::Exec(args) => cmd::exec::run(args, &cli.state_dir),
         Command::Console(args) => cmd::console::run(args, &cli.state_dir),

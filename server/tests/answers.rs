@@ -37,7 +37,7 @@ fn bad_input_is_answered_4xx_and_changes_nothing() {
     assert!(
         body.contains("unknown action")
             && body.contains("destroy")
-            && body.contains("(start, stop, restart)"),
+            && body.contains("(start, stop, restart, suspend)"),
         "{body}"
     );
 

@@ -15,11 +15,20 @@ fn up_status_check_idempotent_up_bad_input_and_down_cleanup() {
     let file = common::lab_file(s, "router", &lab);
     let f = file.to_str().unwrap();
 
-    // Unknown image: refused before anything is made.
-    let out = minivm(s, &["up", "-f", f]);
+    // Unknown image (not a built-in one, which would be built on first
+    // use): refused before anything is made.
+    let unknown = s.join("unknown-image.yaml");
+    std::fs::write(
+        &unknown,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("image: tiny", "image: tiny2"),
+    )
+    .unwrap();
+    let out = minivm(s, &["up", "-f", unknown.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("no image named \"tiny\""),
+        text(&out.stderr).contains("no image named \"tiny2\""),
         "{}",
         text(&out.stderr)
     );

@@ -5,19 +5,27 @@
 //! ([`names`]) and turns it back into text. It compiles to wasm (the editor
 //! validates as the user types) and to native (the CLI and the engine).
 
+pub mod capture;
+pub mod clab;
 pub mod events;
 pub mod examples;
 pub mod lifecycle;
+pub mod mgmt;
 pub mod model;
 pub mod names;
 pub mod net;
 pub mod parse;
 pub mod resolve;
 pub mod schema;
+pub mod time;
 pub mod validate;
+pub mod words;
 
 pub use model::*;
-pub use parse::{parse, parse_and_validate, to_json, to_yaml, Format, LoadError, MAX_FILE_BYTES};
+pub use parse::{
+    parse, parse_and_validate, parse_read_and_validate, to_json, to_yaml, Format, LoadError,
+    MAX_FILE_BYTES,
+};
 pub use validate::{validate, Problem};
 
 /// The newest topology format version this build reads and writes.

@@ -68,21 +68,29 @@ pub enum VmAction {
     Start,
     Stop,
     Restart,
+    /// Stop with the guest's memory saved: the next start resumes it.
+    Suspend,
 }
 
 /// A word that names no [`VmAction`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown action {0:?} (start, stop, restart)")]
+#[error("unknown action {0:?} (start, stop, restart, suspend)")]
 pub struct UnknownAction(pub String);
 
 impl VmAction {
-    pub const ALL: [VmAction; 3] = [VmAction::Start, VmAction::Stop, VmAction::Restart];
+    pub const ALL: [VmAction; 4] = [
+        VmAction::Start,
+        VmAction::Stop,
+        VmAction::Restart,
+        VmAction::Suspend,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             VmAction::Start => "start",
             VmAction::Stop => "stop",
             VmAction::Restart => "restart",
+            VmAction::Suspend => "suspend",
         }
     }
 
@@ -90,7 +98,7 @@ impl VmAction {
     pub fn outcome(self) -> VmState {
         match self {
             VmAction::Start | VmAction::Restart => VmState::Running,
-            VmAction::Stop => VmState::Stopped,
+            VmAction::Stop | VmAction::Suspend => VmState::Stopped,
         }
     }
 }
@@ -143,7 +151,7 @@ mod tests {
         for word in ["", "delete", "Start", "start ", "down"] {
             assert_eq!(
                 word.parse::<VmAction>().unwrap_err().to_string(),
-                format!("unknown action {word:?} (start, stop, restart)")
+                format!("unknown action {word:?} (start, stop, restart, suspend)")
             );
         }
     }

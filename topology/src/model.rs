@@ -25,6 +25,28 @@ pub struct Topology {
     /// Where the lab's bridges and TAPs live.
     #[serde(default, skip_serializing_if = "NetworkMode::is_default")]
     pub network_mode: NetworkMode,
+    /// A management network: eth0 of every VM on it (data NICs become
+    /// eth1, eth2, ...), reachable from the host, optionally NATed to what
+    /// the host reaches, with port forwards from the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mgmt: Option<Mgmt>,
+}
+
+/// The lab's management network (like containerlab's): see [`crate::mgmt`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mgmt {
+    /// IPv4 subnet, e.g. 172.20.20.0/24. The host takes its first address
+    /// (the VMs' gateway); VMs get the next ones in order unless their
+    /// `mgmt_address` says otherwise.
+    pub subnet: String,
+    /// VMs reach what the host reaches, masqueraded behind the host.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nat: bool,
+    /// Port forwards "[HOST_ADDRESS:]HOST_PORT:VM:PORT[/tcp|/udp]", e.g.
+    /// "127.0.0.1:2201:r1:22" (the host address defaults to 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
 }
 
 /// Defaults for every node of the lab.
@@ -83,14 +105,53 @@ pub struct Node {
     pub nics: Vec<Nic>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// The VM's address on the management network (`mgmt`), e.g.
+    /// 172.20.20.11; otherwise the next free one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mgmt_address: Option<String>,
     /// Forward IPv4 packets between NICs (a router VM sets true).
     #[serde(default, skip_serializing_if = "is_false")]
     pub ip_forward: bool,
     /// Restart policy; see [`RestartPolicy`]. Default: defaults.restart, else `no`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
+    /// Files written into the guest at boot, before its services start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileSpec>,
+    /// Commands run through the guest agent once the VM is ready with every
+    /// link up; words split like a shell's, no shell unless one is called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+}
+
+/// A file written into a guest at boot: its text in `content`, or in a file
+/// named by `source` (relative to the topology file), which is read when
+/// the lab is brought up from that file and stored as `content`, so the
+/// lab stays self-contained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Absolute path in the guest, e.g. /etc/frr/frr.conf.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Octal permissions, e.g. "0644" (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl FileSpec {
+    /// The mode as a number (0o644 when unset or unreadable).
+    pub fn mode_bits(&self) -> u32 {
+        self.mode
+            .as_deref()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o644)
+    }
 }
 
 /// One NIC of a node, attached to a network.
@@ -105,6 +166,126 @@ pub struct Nic {
     /// Unicast MAC, e.g. "52:54:00:00:00:11"; otherwise a stable generated one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The link as the guest sees it: false is carrier lost, both
+    /// directions cut. Changed live, without restarting the VM.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub up: bool,
+    /// Impairments of what the VM sends through this NIC. Changed live.
+    #[serde(default, skip_serializing_if = "Impair::is_none")]
+    pub impair: Impair,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// Impairments of the traffic a VM sends through one NIC (containerlab's
+/// netem semantics: one direction, the sender's). Zero is "none".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Impair {
+    /// Added one-way delay, 0..=60000 ms.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[schemars(range(max = 60000))]
+    pub delay_ms: u32,
+    /// Random variation of the delay, 0..=delay_ms ms.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub jitter_ms: u32,
+    /// Share of packets dropped, 0..=100 %, decimals allowed.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[schemars(range(min = 0, max = 100))]
+    pub loss_pct: f64,
+    /// Rate limit in kbit/s; 0 is unlimited.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    #[schemars(range(max = 100000000))]
+    pub rate_kbit: u64,
+    /// Share of packets with a flipped bit, 0..=100 %.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[schemars(range(min = 0, max = 100))]
+    pub corrupt_pct: f64,
+    /// Share of packets sent twice, 0..=100 %.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[schemars(range(min = 0, max = 100))]
+    pub duplicate_pct: f64,
+    /// Share of packets sent at once, ahead of delayed ones, 0..=100 %
+    /// (needs delay_ms > 0).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[schemars(range(min = 0, max = 100))]
+    pub reorder_pct: f64,
+}
+
+impl Impair {
+    pub const NONE: Impair = Impair {
+        delay_ms: 0,
+        jitter_ms: 0,
+        loss_pct: 0.0,
+        rate_kbit: 0,
+        corrupt_pct: 0.0,
+        duplicate_pct: 0.0,
+        reorder_pct: 0.0,
+    };
+
+    /// No impairment at all.
+    pub fn is_none(&self) -> bool {
+        *self == Impair::NONE
+    }
+
+    /// A short label for the canvas and `status`: "40ms 5ms 0.5% 10mbit".
+    pub fn label(&self) -> String {
+        let Impair {
+            delay_ms,
+            jitter_ms,
+            loss_pct,
+            rate_kbit,
+            corrupt_pct,
+            duplicate_pct,
+            reorder_pct,
+        } = *self;
+        let mut parts = Vec::new();
+        if delay_ms > 0 {
+            parts.push(if jitter_ms > 0 {
+                format!("{delay_ms}ms±{jitter_ms}")
+            } else {
+                format!("{delay_ms}ms")
+            });
+        }
+        if loss_pct > 0.0 {
+            parts.push(format!("{loss_pct}% loss"));
+        }
+        if rate_kbit > 0 {
+            parts.push(if rate_kbit % 1000 == 0 {
+                format!("{}mbit", rate_kbit / 1000)
+            } else {
+                format!("{rate_kbit}kbit")
+            });
+        }
+        for (v, what) in [
+            (corrupt_pct, "corrupt"),
+            (duplicate_pct, "dup"),
+            (reorder_pct, "reorder"),
+        ] {
+            if v > 0.0 {
+                parts.push(format!("{v}% {what}"));
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// A static route in the guest.

@@ -104,6 +104,43 @@ pub fn tap_ifname(lab: &str, node: &str, nic_index: usize) -> String {
     )
 }
 
+/// Interface name of the IFB that shapes what a NIC sends (netem), e.g.
+/// `mvi1a2b3c4d`.
+pub fn ifb_ifname(lab: &str, node: &str, nic_index: usize) -> String {
+    format!(
+        "mvi{:08x}",
+        stable_hash(&["ifb", lab, node, &nic_index.to_string()]) as u32
+    )
+}
+
+/// The TAP a NIC's frames are redirected to for the relay, e.g. `mvq1a2b3c4d`.
+pub fn relay_in_ifname(lab: &str, node: &str, nic_index: usize) -> String {
+    format!(
+        "mvq{:08x}",
+        stable_hash(&["relay-in", lab, node, &nic_index.to_string()]) as u32
+    )
+}
+
+/// The bridge port the relay writes a NIC's frames to, e.g. `mvr1a2b3c4d`.
+pub fn relay_out_ifname(lab: &str, node: &str, nic_index: usize) -> String {
+    format!(
+        "mvr{:08x}",
+        stable_hash(&["relay-out", lab, node, &nic_index.to_string()]) as u32
+    )
+}
+
+/// The host's end of an isolated lab's management veth, e.g. `mvh1a2b3c4d`
+/// (it holds the management network's gateway address).
+pub fn mgmt_host_ifname(lab: &str) -> String {
+    format!("mvh{:08x}", stable_hash(&["mgmt-host", lab]) as u32)
+}
+
+/// The lab namespace's end of the management veth (a port of the
+/// management bridge), e.g. `mvn1a2b3c4d`.
+pub fn mgmt_peer_ifname(lab: &str) -> String {
+    format!("mvn{:08x}", stable_hash(&["mgmt-peer", lab]) as u32)
+}
+
 /// Network namespace of an isolated lab.
 pub fn netns_name(lab: &str) -> String {
     format!("minivm-{lab}")

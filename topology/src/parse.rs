@@ -111,7 +111,45 @@ pub fn parse(text: &str, format: Format) -> Result<Topology, LoadError> {
 
 /// Parses and validates: the one entry point for text from users.
 pub fn parse_and_validate(text: &str, format: Format) -> Result<Topology, LoadError> {
-    let t = parse(text, format)?;
+    parse_read_and_validate(text, format, &mut |src| {
+        Err(format!("{src:?}: no directory to read it from"))
+    })
+}
+
+/// Parses, reads each file's `source` with `read` (given the source path
+/// as written; the caller reads it relative to the topology file and
+/// limits its size), stores it as `content`, then validates. A source that
+/// cannot be read is a problem at its field.
+pub fn parse_read_and_validate(
+    text: &str,
+    format: Format,
+    read: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<Topology, LoadError> {
+    let mut t = parse(text, format)?;
+    let mut problems = Vec::new();
+    for (i, node) in t.nodes.iter_mut().enumerate() {
+        for (k, f) in node.files.iter_mut().enumerate() {
+            let (None, Some(src)) = (&f.content, &f.source) else {
+                continue;
+            };
+            if crate::validate::source_problem(src).is_some() {
+                continue; // said by validate
+            }
+            match read(src) {
+                Ok(text) => {
+                    f.content = Some(text);
+                    f.source = None;
+                }
+                Err(why) => problems.push(crate::Problem::new(
+                    format!("nodes[{i}].files[{k}].source"),
+                    format!("cannot read {src:?}: {why}"),
+                )),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(LoadError::Invalid(problems));
+    }
     let problems = validate(&t);
     if problems.is_empty() {
         Ok(t)
@@ -128,6 +166,7 @@ fn empty() -> Topology {
         networks: Vec::new(),
         nodes: Vec::new(),
         network_mode: Default::default(),
+        mgmt: None,
     }
 }
 

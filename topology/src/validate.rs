@@ -43,6 +43,99 @@ pub const MAX_NODES: usize = 1000;
 pub const MAX_NETWORKS: usize = 1000;
 pub const MAX_NICS: usize = 16;
 pub const MAX_ROUTES: usize = 64;
+pub const MAX_DELAY_MS: u32 = 60_000;
+/// Files of one node: how many, how large each, how large together.
+pub const MAX_FILES: usize = 64;
+pub const MAX_FILE_CONTENT: usize = 64 * 1024;
+pub const MAX_NODE_FILES_BYTES: usize = 256 * 1024;
+pub const MAX_EXEC: usize = 32;
+
+/// What is wrong with a guest file path: absolute, normalised (no `.`,
+/// `..` or empty components, no trailing `/`), plain characters only.
+pub fn path_problem(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("{path:?} is not absolute"));
+    }
+    if path.len() > 255 {
+        return Some("longer than 255 characters".into());
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@".contains(*c)))
+    {
+        return Some(format!(
+            "{path:?} has the character {c:?}; use letters, digits and / . _ - + @"
+        ));
+    }
+    let parts: Vec<&str> = path[1..].split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Some(format!(
+            "{path:?} is not normalised (no empty, . or .. parts, no trailing /)"
+        ));
+    }
+    None
+}
+
+/// What is wrong with a `source` path (relative to the topology file).
+pub fn source_problem(source: &str) -> Option<String> {
+    if source.starts_with('/') {
+        return Some(format!(
+            "{source:?} is absolute; it is read relative to the topology file"
+        ));
+    }
+    if source.split('/').any(|p| p.is_empty() || p == "..") {
+        return Some(format!(
+            "{source:?} leaves the topology file's directory or has empty parts"
+        ));
+    }
+    None
+}
+/// 100 Gbit/s: more than any TAP carries.
+pub const MAX_RATE_KBIT: u64 = 100_000_000;
+
+/// What is wrong with an impairment: (field, reason) for each problem.
+/// Shared by the validator, `minivm link` and the editor's link panel.
+pub fn impair_problems(i: &crate::model::Impair) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if i.delay_ms > MAX_DELAY_MS {
+        out.push((
+            "delay_ms",
+            format!("{} ms; at most {MAX_DELAY_MS} are allowed", i.delay_ms),
+        ));
+    }
+    if i.jitter_ms > i.delay_ms {
+        out.push(("jitter_ms", "larger than delay_ms".to_string()));
+    }
+    if i.rate_kbit > MAX_RATE_KBIT {
+        out.push((
+            "rate_kbit",
+            format!(
+                "{} kbit/s; at most {MAX_RATE_KBIT} are allowed",
+                i.rate_kbit
+            ),
+        ));
+    }
+    for (field, v) in [
+        ("loss_pct", i.loss_pct),
+        ("corrupt_pct", i.corrupt_pct),
+        ("duplicate_pct", i.duplicate_pct),
+        ("reorder_pct", i.reorder_pct),
+    ] {
+        if !(0.0..=100.0).contains(&v) {
+            out.push((field, format!("{v} is not a percentage between 0 and 100")));
+        }
+    }
+    if i.reorder_pct > 0.0 && i.delay_ms == 0 {
+        out.push((
+            "reorder_pct",
+            "needs delay_ms > 0 (packets are reordered around delayed ones)".to_string(),
+        ));
+    }
+    out
+}
 
 /// Checks everything that can be checked without the host. An empty result
 /// means the topology is valid.
@@ -56,6 +149,92 @@ pub fn validate(t: &Topology) -> Vec<Problem> {
 
 struct Validator {
     problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn check_files_and_exec(&mut self, path: &str, node: &crate::model::Node) {
+        if node.files.len() > MAX_FILES {
+            self.push(
+                format!("{path}.files"),
+                format!(
+                    "{} files; at most {MAX_FILES} are allowed",
+                    node.files.len()
+                ),
+            );
+        }
+        let mut total = 0;
+        let mut seen = HashSet::new();
+        for (k, f) in node.files.iter().enumerate() {
+            let fpath = format!("{path}.files[{k}]");
+            if let Some(why) = path_problem(&f.path) {
+                self.push(format!("{fpath}.path"), why);
+            } else if !seen.insert(f.path.as_str()) {
+                self.push(
+                    format!("{fpath}.path"),
+                    format!("{:?} is given twice", f.path),
+                );
+            }
+            match (&f.content, &f.source) {
+                (None, None) => self.push(fpath.clone(), "give content or source".to_string()),
+                (Some(_), Some(_)) => self.push(
+                    fpath.clone(),
+                    "give content or source, not both".to_string(),
+                ),
+                (None, Some(src)) => match source_problem(src) {
+                    Some(why) => self.push(format!("{fpath}.source"), why),
+                    None => self.push(
+                        format!("{fpath}.source"),
+                        format!("{src:?} was not read: sources are read when the lab is brought up from its file (`minivm up -f`); elsewhere give content"),
+                    ),
+                },
+                (Some(c), None) => {
+                    total += c.len();
+                    if c.len() > MAX_FILE_CONTENT {
+                        self.push(
+                            format!("{fpath}.content"),
+                            format!("{} bytes; at most {MAX_FILE_CONTENT} are allowed", c.len()),
+                        );
+                    }
+                }
+            }
+            if let Some(m) = &f.mode {
+                let ok = (3..=4).contains(&m.len())
+                    && u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777);
+                if !ok {
+                    self.push(
+                        format!("{fpath}.mode"),
+                        format!("{m:?} is not an octal mode such as \"0644\""),
+                    );
+                }
+            }
+        }
+        if total > MAX_NODE_FILES_BYTES {
+            self.push(
+                format!("{path}.files"),
+                format!(
+                    "{total} bytes in all; at most {MAX_NODE_FILES_BYTES} are allowed per node"
+                ),
+            );
+        }
+        if node.exec.len() > MAX_EXEC {
+            self.push(
+                format!("{path}.exec"),
+                format!(
+                    "{} commands; at most {MAX_EXEC} are allowed",
+                    node.exec.len()
+                ),
+            );
+        }
+        for (k, line) in node.exec.iter().enumerate() {
+            match crate::words::split_words(line) {
+                Err(e) => self.push(format!("{path}.exec[{k}]"), format!("{line:?}: {e}")),
+                Ok(w) if w.is_empty() => {
+                    self.push(format!("{path}.exec[{k}]"), "an empty command".to_string())
+                }
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 impl Validator {
@@ -181,6 +360,8 @@ impl Validator {
             self.position(&format!("{path}.position"), net.position.as_ref());
         }
 
+        let mgmt_subnet = self.check_mgmt(t, &subnets);
+
         // Nodes.
         let mut node_seen = HashMap::new();
         let mut macs: HashMap<Mac, String> = HashMap::new();
@@ -212,6 +393,7 @@ impl Validator {
                 MEMORY_MIB_RANGE,
             );
             self.position(&format!("{path}.position"), node.position.as_ref());
+            self.check_files_and_exec(&path, node);
             if node.nics.len() > MAX_NICS {
                 self.push(
                     format!("{path}.nics"),
@@ -220,7 +402,7 @@ impl Validator {
             }
 
             // The node's own connected prefixes, for checking routes.
-            let mut connected: Vec<Ipv4Cidr> = Vec::new();
+            let mut connected: Vec<Ipv4Cidr> = mgmt_subnet.into_iter().collect();
             let mut own: Vec<Ipv4Addr> = Vec::new();
             for (j, nic) in node.nics.iter().enumerate() {
                 let npath = format!("{path}.nics[{j}]");
@@ -254,6 +436,9 @@ impl Validator {
                             ),
                         );
                     }
+                }
+                for (field, why) in impair_problems(&nic.impair) {
+                    self.push(format!("{npath}.impair.{field}"), why);
                 }
                 let tap = names::tap_ifname(&t.name, &node.name, j);
                 if !taps.insert(tap.clone()) && node_seen.get(node.name.as_str()) == Some(&i) {
@@ -348,6 +533,140 @@ impl Validator {
                 }
             }
         }
+    }
+}
+
+impl Validator {
+    /// `mgmt` and the nodes' `mgmt_address`; returns the management subnet
+    /// when it is usable.
+    fn check_mgmt(&mut self, t: &Topology, subnets: &HashMap<&str, Ipv4Cidr>) -> Option<Ipv4Cidr> {
+        let Some(m) = &t.mgmt else {
+            for (i, n) in t.nodes.iter().enumerate() {
+                if n.mgmt_address.is_some() {
+                    self.push(
+                        format!("nodes[{i}].mgmt_address"),
+                        "the lab has no management network (mgmt) to put it on",
+                    );
+                }
+            }
+            return None;
+        };
+        let subnet = match m.subnet.parse::<Ipv4Cidr>() {
+            Err(e) => {
+                self.push("mgmt.subnet", format!("{:?}: {e}", m.subnet));
+                None
+            }
+            Ok(c) if !c.is_network() => {
+                self.push(
+                    "mgmt.subnet",
+                    format!(
+                        "{:?} has host bits set; did you mean {}/{}?",
+                        m.subnet,
+                        c.network(),
+                        c.prefix
+                    ),
+                );
+                None
+            }
+            Ok(c) if c.prefix > 29 || c.prefix < 8 => {
+                self.push(
+                    "mgmt.subnet",
+                    format!("{:?}: prefix must be from /8 to /29", m.subnet),
+                );
+                None
+            }
+            Ok(c) => Some(c),
+        };
+        if let Some((i, _)) = t
+            .networks
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.name == crate::mgmt::NETWORK)
+        {
+            self.push(
+                format!("networks[{i}].name"),
+                format!(
+                    "{:?} is the management network's name while mgmt is set; rename this network",
+                    crate::mgmt::NETWORK
+                ),
+            );
+        }
+        let subnet = subnet?;
+        let mut overlaps: Vec<_> = subnets
+            .iter()
+            .filter(|(_, c)| c.contains(subnet.network()) || subnet.contains(c.network()))
+            .map(|(n, c)| format!("{n:?} ({c})"))
+            .collect();
+        overlaps.sort();
+        if !overlaps.is_empty() {
+            self.push(
+                "mgmt.subnet",
+                format!("{subnet} overlaps network {}", overlaps.join(", ")),
+            );
+        }
+        let hosts = (1u64 << (32 - subnet.prefix)) - 2;
+        if t.nodes.len() as u64 > hosts - 1 {
+            self.push(
+                "mgmt.subnet",
+                format!(
+                    "{subnet} has room for {} VMs besides the host; the lab has {}",
+                    hosts - 1,
+                    t.nodes.len()
+                ),
+            );
+        }
+        let gateway = crate::mgmt::gateway(&subnet).map(|g| g.addr);
+        let mut used: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for (i, n) in t.nodes.iter().enumerate() {
+            let Some(a) = &n.mgmt_address else { continue };
+            let path = format!("nodes[{i}].mgmt_address");
+            match parse_ipv4(a) {
+                Err(e) => self.push(path, e.to_string()),
+                Ok(ip) if !subnet.contains(ip) => {
+                    self.push(path, format!("{ip} is not inside mgmt.subnet {subnet}"))
+                }
+                Ok(ip) if ip == subnet.network() || ip == subnet.broadcast() => self.push(
+                    path,
+                    format!("{ip} is the network or broadcast address of {subnet}"),
+                ),
+                Ok(ip) if Some(ip) == gateway => self.push(
+                    path,
+                    format!("{ip} is the host's address on the management network (its gateway)"),
+                ),
+                Ok(ip) => {
+                    if let Some(first) = used.insert(ip, i) {
+                        self.push(
+                            path,
+                            format!("{ip} is already used by nodes[{first}].mgmt_address"),
+                        );
+                    }
+                }
+            }
+        }
+        let mut forwards: HashMap<(Ipv4Addr, u16, crate::mgmt::Proto), usize> = HashMap::new();
+        for (k, p) in m.ports.iter().enumerate() {
+            let path = format!("mgmt.ports[{k}]");
+            match crate::mgmt::parse_port(p) {
+                Err(why) => self.push(path, format!("{p:?}: {why}")),
+                Ok(f) if t.node(&f.node).is_none() => {
+                    self.push(path, format!("{p:?}: no node named {:?}", f.node))
+                }
+                Ok(f) => {
+                    if let Some(first) = forwards.insert((f.host_addr, f.host_port, f.proto), k) {
+                        self.push(
+                            path,
+                            format!(
+                                "{p:?}: {}:{}/{} is already forwarded by mgmt.ports[{first}]",
+                                f.host_addr,
+                                f.host_port,
+                                f.proto.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Some(subnet)
     }
 }
 

@@ -2,8 +2,10 @@ use topology::{
     examples, parse, parse_and_validate, schema, to_json, to_yaml, validate, Format, Topology,
 };
 
+/// An example as the store holds it: its `source` files read in.
 fn load(text: &str) -> Topology {
-    parse_and_validate(text, Format::Yaml).unwrap_or_else(|e| panic!("{e}"))
+    topology::parse_read_and_validate(text, Format::Yaml, &mut examples::read_source)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -50,7 +50,7 @@ pub enum FromCanvas {
     Delete {
         ids: Vec<String>,
     },
-    /// Right-click on a VM, at canvas pixels.
+    /// Right-click on a VM, a link or a bridge, at canvas pixels.
     Context {
         id: String,
         x: f64,
@@ -89,6 +89,10 @@ pub enum ToCanvas {
     },
     /// Zoom to show the whole lab.
     Fit,
+    /// The links and bridges (element ids) being captured on.
+    Captures {
+        ids: Vec<String>,
+    },
 }
 
 impl Ed {
@@ -123,11 +127,21 @@ impl Ed {
                 self.edit(|t| edit::delete(t, &ids));
                 self.selection.set(vec![]);
             }
-            FromCanvas::Context { id, x, y } => self.menu.set(match parse_id(&id) {
-                Some(Element::Vm(vm)) => Some((vm, x, y)),
-                _ => None,
-            }),
-            FromCanvas::CloseMenu => self.menu.set(None),
+            FromCanvas::Context { id, x, y } => match parse_id(&id) {
+                Some(Element::Vm(vm)) => {
+                    self.link_menu.set(None);
+                    self.menu.set(Some((vm, x, y)));
+                }
+                Some(Element::Nic(..) | Element::Bridge(_)) => {
+                    self.menu.set(None);
+                    self.link_menu.set(Some((id, x, y)));
+                }
+                None => {}
+            },
+            FromCanvas::CloseMenu => {
+                self.menu.set(None);
+                self.link_menu.set(None);
+            }
             FromCanvas::Undo => self.undo(),
             FromCanvas::Redo => self.redo(),
         }
@@ -255,6 +269,19 @@ pub(super) fn mount(
         n
     });
     Effect::new(move |_| send(ToCanvas::DrawMode { on: draw.get() }));
+    Effect::new(move |_| {
+        let _ = ed.topo.get();
+        let mut ids: Vec<String> = ed
+            .captures
+            .get()
+            .into_iter()
+            .filter(|c| c.running)
+            .map(|c| c.element)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        send(ToCanvas::Captures { ids });
+    });
 }
 
 #[cfg(test)]

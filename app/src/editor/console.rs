@@ -68,18 +68,23 @@ pub(super) fn ConsolePanel(ed: Ed, lab: String, vm: String) -> impl IntoView {
 pub(super) fn ExecBox(lab: String, vm: String) -> impl IntoView {
     let line = RwSignal::new(String::new());
     let output = RwSignal::new(None::<(i32, String)>);
+    // Runs so far: the output of run n carries data-run=n.
+    let runs = RwSignal::new(0u32);
     let run = move || {
         let (lab, vm, l) = (lab.clone(), vm.clone(), line.get_untracked());
+        output.set(None);
         leptos::task::spawn_local(async move {
-            output.set(Some(match exec_vm(lab, vm, l).await {
+            let result = match exec_vm(lab, vm, l).await {
                 Ok(r) => (r.exit_code, format!("{}{}", r.stdout, r.stderr)),
                 Err(e) => (-1, server_message(&e)),
-            }));
+            };
+            runs.update(|n| *n += 1);
+            output.set(Some(result));
         });
     };
     let run2 = run.clone();
     view! {
-        <div class="exec-box">
+        <div class="exec-box" data-runs=move || runs.get()>
             <h4>"Run a command"</h4>
             <div class="exec-line">
                 <input
@@ -102,7 +107,7 @@ pub(super) fn ExecBox(lab: String, vm: String) -> impl IntoView {
                     .get()
                     .map(|(code, text)| {
                         view! {
-                            <pre class="exec-output" data-exit=code>
+                            <pre class="exec-output" data-exit=code data-run=runs.get_untracked()>
                                 {text}
                             </pre>
                             <span class="muted">{format!("exit {code}")}</span>

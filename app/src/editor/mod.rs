@@ -7,11 +7,18 @@
 //! | `props.rs` | the properties panel (VM, bridge, lab defaults) with each field's error beside it |
 //! | `console.rs` | a VM's serial console panel and its command box |
 //! | `check.rs` | the connectivity matrix and the links it colours |
+//! | `capture.rs` | packet captures: tabs, the live packet table, filter, pause, stop, download |
+//! | `link.rs` | a link's panel: up/down, impairments, presets, applied live |
+//! | `setup.rs` | a VM's files (written at boot) and exec commands (run once ready) |
 
 mod canvas;
+mod capture;
 mod check;
 mod console;
+mod link;
 mod props;
+mod setup;
+mod snapshots;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +57,15 @@ struct Ed {
     /// The last connectivity check (None: none yet; Some(empty): running).
     check: RwSignal<Option<Vec<CheckCell>>>,
     checking: RwSignal<bool>,
+    /// The link or bridge whose context menu is open, and where.
+    link_menu: RwSignal<Option<(String, f64, f64)>>,
+    /// The lab's packet captures, and the one shown below the canvas.
+    captures: RwSignal<Vec<topology::capture::CaptureInfo>>,
+    capture_open: RwSignal<Option<String>>,
+    /// The Snapshots panel is open below the canvas.
+    snapshots_open: RwSignal<bool>,
+    /// Told after each save (the lab list refreshes).
+    on_saved: Callback<()>,
 }
 
 impl Ed {
@@ -97,7 +113,8 @@ impl Ed {
         }
     }
 
-    fn save(self, on_saved: Callback<()>) {
+    fn save(self) {
+        let on_saved = self.on_saved;
         let t = self.topo.get_untracked();
         let rev = self.revision.get_untracked();
         leptos::task::spawn_local(async move {
@@ -257,7 +274,14 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         console: RwSignal::new(None),
         check: RwSignal::new(None),
         checking: RwSignal::new(false),
+        link_menu: RwSignal::new(None),
+        captures: RwSignal::new(vec![]),
+        capture_open: RwSignal::new(None),
+        snapshots_open: RwSignal::new(false),
+        on_saved,
     };
+    // In the browser only (effects do not run on the server).
+    Effect::new(move |_| ed.refresh_captures());
     let draw = RwSignal::new(false);
     let fit = RwSignal::new(0u32);
     let connection = RwSignal::new(String::from("connecting"));
@@ -289,11 +313,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         <div class="editor" data-lab=name.clone()>
             <div class="toolbar">
                 <strong class="lab-title">{name.clone()}</strong>
-                <button
-                    class="save"
-                    prop:disabled=move || !ed.dirty()
-                    on:click=move |_| ed.save(on_saved)
-                >
+                <button class="save" prop:disabled=move || !ed.dirty() on:click=move |_| ed.save()>
                     {move || if ed.dirty() { "Save*" } else { "Saved" }}
                 </button>
                 <button
@@ -336,6 +356,12 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                     on:click=move |_| ed.run_check()
                 >
                     {move || if ed.checking.get() { "Checking…" } else { "Check connectivity" }}
+                </button>
+                <button
+                    class="snapshots-open"
+                    on:click=move |_| ed.snapshots_open.update(|o| *o = !*o)
+                >
+                    "Snapshots"
                 </button>
                 <span class="sep"></span>
                 <button class="start-lab" on:click=move |_| ed.action(VmAction::Start, vec![])>
@@ -433,8 +459,40 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                                             MenuItem::Vm(VmAction::Restart),
                                             vm.clone(),
                                         )}
+                                        {item(
+                                            "Suspend",
+                                            MenuItem::Vm(VmAction::Suspend),
+                                            vm.clone(),
+                                        )}
                                         {item("Console", MenuItem::Console, vm.clone())}
                                         {item("Delete", MenuItem::Delete, vm.clone())}
+                                    </div>
+                                }
+                            })
+                    }}
+                    {move || {
+                        ed.link_menu
+                            .get()
+                            .map(|(element, x, y)| {
+                                let title = capture::target_of(&ed.topo.get_untracked(), &element)
+                                    .unwrap_or_default();
+                                let data = element.clone();
+                                view! {
+                                    <div
+                                        class="context-menu link-menu"
+                                        data-element=data
+                                        style=format!("left: {x}px; top: {y}px")
+                                    >
+                                        <strong>{title}</strong>
+                                        <button
+                                            class="menu-capture"
+                                            on:click=move |_| {
+                                                ed.link_menu.set(None);
+                                                ed.start_capture(element.clone(), String::new());
+                                            }
+                                        >
+                                            "Capture"
+                                        </button>
                                     </div>
                                 }
                             })
@@ -443,6 +501,10 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 <Properties ed />
             </div>
             {move || ed.check.get().map(|cells| view! { <Matrix ed cells /> })}
+            {move || {
+                (ed.capture_open.get().is_some()).then(|| view! { <capture::CapturePanel ed /> })
+            }}
+            {move || ed.snapshots_open.get().then(|| view! { <snapshots::SnapshotsPanel ed /> })}
             {
                 let lab = name.clone();
                 move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm /> })

@@ -29,13 +29,9 @@ pub(super) fn Properties(ed: Ed) -> impl IntoView {
                     Some(i) => view! { <BridgeProps ed i /> }.into_any(),
                     None => ().into_any(),
                 },
-                Some(Element::Nic(n, i)) => view! {
-                    <aside class="properties">
-                        <h3>{format!("{n} eth{i}")}</h3>
-                        <p class="muted">"Select the VM to edit its NICs."</p>
-                    </aside>
+                Some(Element::Nic(vm, nic)) => {
+                    view! { <super::link::LinkPanel ed vm nic /> }.into_any()
                 }
-                .into_any(),
                 None => ().into_any(),
             },
             [] => view! { <LabProps ed /> }.into_any(),
@@ -115,7 +111,7 @@ fn VmProps(
     };
     let state2 = state.clone();
     let nets: Vec<String> = t.networks.iter().map(|n| n.name.clone()).collect();
-    let (v1, v2, v3, v4) = (vm.clone(), vm.clone(), vm.clone(), vm.clone());
+    let (v1, v2, v3, v4, v5) = (vm.clone(), vm.clone(), vm.clone(), vm.clone(), vm.clone());
     let nics = node
         .nics
         .iter()
@@ -125,7 +121,12 @@ fn VmProps(
             let current = nic.network.clone();
             view! {
                 <div class="nic" data-nic=k>
-                    <strong>{format!("eth{k}")}</strong>
+                    <strong>
+                        {format!(
+                            "eth{}",
+                            topology::mgmt::guest_nic_index(&ed.topo.get_untracked(), k),
+                        )}
+                    </strong>
                     <select
                         class="nic-network"
                         on:change=move |ev| {
@@ -263,6 +264,13 @@ fn VmProps(
                 >
                     "Restart"
                 </button>
+                <button
+                    class="suspend-vm"
+                    title="Save its memory and stop: the next Start resumes it where it was"
+                    on:click=move |_| ed.action(VmAction::Suspend, vec![v5.clone()])
+                >
+                    "Suspend"
+                </button>
                 <button class="console-vm" on:click=move |_| ed.console.set(Some(v4.clone()))>
                     "Console"
                 </button>
@@ -394,6 +402,7 @@ fn VmProps(
             >
                 "Add route"
             </button>
+            <super::setup::NodeSetup ed i />
             <ExecBox lab=t.name.clone() vm=vm.clone() />
         </aside>
     }

@@ -46,6 +46,7 @@ const GUEST_INIT: &str = include_str!("../../guest/init");
 const GUEST_INITTAB: &str = include_str!("../../guest/inittab");
 const GUEST_RCS: &str = include_str!("../../guest/rcS");
 const GUEST_NETCONF: &str = include_str!("../../guest/netconf");
+const GUEST_FRR: &str = include_str!("../../guest/frr");
 const GUEST_ACPI_POWER: &str = include_str!("../../guest/acpi/PWRF/00000080");
 
 const SYSLINUX_CFG: &str = "DEFAULT minivm\nPROMPT 0\nTIMEOUT 0\nLABEL minivm\n  KERNEL /vmlinuz\n  INITRD /initrd.gz\n  APPEND console=ttyS0,115200 quiet loglevel=3 panic=-1 tsc=reliable\n";
@@ -61,11 +62,104 @@ pub const STEPS: &[&str] = &[
     "write disk and convert to qcow2",
 ];
 
-/// Builds image `name` into the store. `progress(step_index, step_name)` is
-/// called as each step starts. Refuses to overwrite an existing image.
+/// What a built-in image holds beyond the common base (kernel, busybox,
+/// guest agent): `tiny` nothing more, `frr` the FRR routing suite and a few
+/// small network tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Tiny,
+    Frr,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Tiny, Flavour::Frr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Tiny => "tiny",
+            Flavour::Frr => "frr",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Flavour> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Debian packages beyond the common ones (their libraries follow).
+    fn packages(self) -> &'static [&'static str] {
+        match self {
+            Flavour::Tiny => &[],
+            Flavour::Frr => &["frr", "tcpdump", "iperf3", "libiperf0", "traceroute"],
+        }
+    }
+
+    /// Files and directories copied from the unpacked packages to the same
+    /// path in the image; their programs' libraries come with them.
+    fn payload(self) -> &'static [&'static str] {
+        match self {
+            Flavour::Tiny => &[],
+            Flavour::Frr => &[
+                "usr/lib/frr",
+                "usr/bin/vtysh",
+                "etc/frr",
+                "usr/bin/tcpdump",
+                "usr/bin/iperf3",
+                "usr/bin/traceroute.db",
+            ],
+        }
+    }
+
+    /// Symbolic links (link, target) that the packages' maintainer scripts
+    /// would have made; they replace busybox's applet of the same name.
+    fn links(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Flavour::Tiny => &[],
+            Flavour::Frr => &[("usr/bin/traceroute", "traceroute.db")],
+        }
+    }
+
+    /// Boot services (file name under /etc/minivm/services, script), run in
+    /// name order after the lab's configuration and files, before readiness.
+    fn services(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Flavour::Tiny => &[],
+            Flavour::Frr => &[("50-frr", GUEST_FRR)],
+        }
+    }
+
+    /// Files the image writes over the packages' (path, content, mode).
+    fn overrides(self) -> &'static [(&'static str, &'static str, u32)] {
+        match self {
+            Flavour::Tiny => &[],
+            // The console is a root shell already: vtysh lets root in without
+            // PAM (the image has no PAM configuration).
+            Flavour::Frr => &[(
+                "etc/frr/vtysh.conf",
+                "service integrated-vtysh-config\nusername root nopassword\n",
+                0o640,
+            )],
+        }
+    }
+
+    /// Extra lines of /etc/passwd and /etc/group (the packages' users).
+    fn accounts(self) -> (&'static str, &'static str) {
+        match self {
+            Flavour::Tiny => ("", ""),
+            Flavour::Frr => (
+                "frr:x:100:101:FRR:/nonexistent:/bin/false\n",
+                "frr:x:101:\nfrrvty:x:102:frr\n",
+            ),
+        }
+    }
+}
+
+/// Builds image `name` of `flavour` into the store. `progress(step_index,
+/// step_name)` is called as each step starts. Refuses to overwrite an
+/// existing image.
 pub fn build(
     store: &ImageStore,
     name: &str,
+    flavour: Flavour,
     progress: &mut dyn FnMut(usize, &str),
 ) -> Result<ImageRecord> {
     let dest = store.path(name)?;
@@ -77,7 +171,7 @@ pub fn build(
         .join(format!(".build-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).map_err(io_err("create", &work))?;
-    let result = build_in(store, name, &work, progress);
+    let result = build_in(store, name, flavour, &work, progress);
     let _ = fs::remove_dir_all(&work);
     result
 }
@@ -85,11 +179,12 @@ pub fn build(
 fn build_in(
     store: &ImageStore,
     name: &str,
+    flavour: Flavour,
     work: &Path,
     progress: &mut dyn FnMut(usize, &str),
 ) -> Result<ImageRecord> {
     progress(0, STEPS[0]);
-    let debs = download_packages(&store.cache_dir().join("debs"))?;
+    let debs = download_packages(&store.cache_dir().join("debs"), flavour)?;
 
     progress(1, STEPS[1]);
     let unpacked = work.join("unpacked");
@@ -113,7 +208,7 @@ fn build_in(
 
     progress(2, STEPS[2]);
     let root = work.join("root");
-    assemble_root(&unpacked, &root, &modules, name)?;
+    assemble_root(&unpacked, &root, &modules, name, flavour)?;
 
     progress(3, STEPS[3]);
     let initrd = work.join("initrd.gz");
@@ -162,13 +257,21 @@ fn build_in(
     store.finish(
         name,
         &qcow,
-        format!("built from {KERNEL_METAPACKAGE} {kver}, busybox-static, qemu-guest-agent"),
+        match flavour.packages() {
+            [] => {
+                format!("built from {KERNEL_METAPACKAGE} {kver}, busybox-static, qemu-guest-agent")
+            }
+            extra => format!(
+                "built from {KERNEL_METAPACKAGE} {kver}, busybox-static, qemu-guest-agent, {}",
+                extra.join(", ")
+            ),
+        },
     )
 }
 
 /// Downloads (or finds in the cache) every package the image needs.
 /// Returns package name → .deb path.
-fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
+fn download_packages(cache: &Path, flavour: Flavour) -> Result<BTreeMap<String, PathBuf>> {
     fs::create_dir_all(cache).map_err(io_err("create", cache))?;
     let kernel = resolve_kernel_package()?;
     let mut wanted = vec![
@@ -176,11 +279,23 @@ fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
         "busybox-static".to_string(),
         "qemu-guest-agent".to_string(),
     ];
-    wanted.extend(library_packages("qemu-guest-agent")?);
+    let mut libs = BTreeSet::new();
+    for pkg in std::iter::once(&"qemu-guest-agent").chain(flavour.packages()) {
+        libs.extend(library_packages(pkg)?);
+    }
+    wanted.extend(flavour.packages().iter().map(|p| p.to_string()));
+    wanted.extend(
+        libs.into_iter()
+            .filter(|l| !wanted.contains(l))
+            .collect::<Vec<_>>(),
+    );
+    // One apt-cache call for every package's candidate version (one per
+    // package costs half a second each).
+    let versions = candidate_versions(&wanted)?;
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
     for pkg in &wanted {
-        match cached_deb(cache, pkg)? {
+        match cached_deb(cache, pkg, &versions[pkg])? {
             Some(p) => {
                 out.insert(pkg.clone(), p);
             }
@@ -194,13 +309,9 @@ fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
                 .args(&missing)
                 .current_dir(cache),
         )
-        .map_err(|e| {
-            ImageError::Build(format!(
-                "apt-get download failed (run `apt-get update` once?): {e}"
-            ))
-        })?;
+        .map_err(ImageError::AptDownload)?;
         for pkg in missing {
-            let p = cached_deb(cache, &pkg)?.ok_or_else(|| {
+            let p = cached_deb(cache, &pkg, &versions[&pkg])?.ok_or_else(|| {
                 ImageError::Build(format!("apt-get download did not produce a .deb for {pkg}"))
             })?;
             out.insert(pkg, p);
@@ -209,18 +320,31 @@ fn download_packages(cache: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
-/// The candidate version's .deb of `pkg` in the cache, if there.
-fn cached_deb(cache: &Path, pkg: &str) -> Result<Option<PathBuf>> {
-    let policy = process::stdout(Command::new("apt-cache").args(["policy", pkg]))?;
-    let version = policy
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Candidate: "))
-        .filter(|v| *v != "(none)")
-        .ok_or_else(|| {
-            ImageError::Build(format!(
-                "no installable version of {pkg} (run `apt-get update` once?)"
-            ))
-        })?;
+/// The candidate version of each package (`apt-cache policy`), refused
+/// naming the first package that has none.
+fn candidate_versions(pkgs: &[String]) -> Result<BTreeMap<String, String>> {
+    let policy = process::stdout(Command::new("apt-cache").arg("policy").args(pkgs))?;
+    let mut out = BTreeMap::new();
+    let mut current: Option<&str> = None;
+    for line in policy.lines() {
+        if !line.starts_with(' ') {
+            current = line.strip_suffix(':');
+        } else if let (Some(pkg), Some(v)) = (current, line.trim().strip_prefix("Candidate: ")) {
+            if v != "(none)" {
+                out.insert(pkg.to_string(), v.to_string());
+            }
+        }
+    }
+    match pkgs.iter().find(|p| !out.contains_key(*p)) {
+        Some(p) => Err(ImageError::Build(format!(
+            "no installable version of {p} (run `apt-get update` once?)"
+        ))),
+        None => Ok(out),
+    }
+}
+
+/// The .deb of `pkg` at `version` in the cache, if there.
+fn cached_deb(cache: &Path, pkg: &str, version: &str) -> Result<Option<PathBuf>> {
     // apt-get download escapes ':' (epochs) as %3a in file names.
     let file = format!("{pkg}_{}_", version.replace(':', "%3a"));
     for entry in fs::read_dir(cache)
@@ -272,7 +396,7 @@ fn library_packages(pkg: &str) -> Result<Vec<String>> {
         if is_lib
             && !name.contains("perl")
             && !name.starts_with("libgdbm")
-            && !name.starts_with("libdb")
+            && !name.starts_with("libdb5")
         {
             libs.insert(name.to_string());
         }
@@ -405,6 +529,7 @@ fn assemble_root(
     root: &Path,
     modules: &[(&str, Vec<PathBuf>)],
     hostname: &str,
+    flavour: Flavour,
 ) -> Result<()> {
     for d in [
         "proc",
@@ -412,6 +537,7 @@ fn assemble_root(
         "dev",
         "run",
         "tmp",
+        "var/tmp",
         "root",
         "mnt",
         "etc/minivm",
@@ -422,15 +548,36 @@ fn assemble_root(
         let p = root.join(d);
         fs::create_dir_all(&p).map_err(io_err("create", &p))?;
     }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
-        .map_err(io_err("chmod", root))?;
+    for tmp in ["tmp", "var/tmp"] {
+        fs::set_permissions(root.join(tmp), fs::Permissions::from_mode(0o1777))
+            .map_err(io_err("chmod", root))?;
+    }
     symlink("../run", root.join("var/run")).map_err(io_err("link", root))?;
     install_busybox(unpacked, root)?;
 
-    // qemu-ga and the closure of the shared libraries it needs.
-    let ga = unpacked.join("usr/sbin/qemu-ga");
-    copy_file(&ga, &root.join("usr/sbin/qemu-ga"))?;
-    for lib in library_closure(unpacked, &ga)? {
+    // qemu-ga, the flavour's files, and the closure of the shared libraries
+    // their programs need.
+    let mut programs = vec![unpacked.join("usr/sbin/qemu-ga")];
+    copy_file(&programs[0], &root.join("usr/sbin/qemu-ga"))?;
+    for item in flavour.payload() {
+        copy_tree(&unpacked.join(item), &root.join(item), &mut programs)?;
+    }
+    for (link, target) in flavour.links() {
+        let at = root.join(link);
+        let _ = fs::remove_file(&at);
+        symlink(target, &at).map_err(io_err("link", &at))?;
+    }
+    for (path, content, mode) in flavour.overrides() {
+        write_file(&root.join(path), content.as_bytes(), *mode)?;
+    }
+    for (file, script) in flavour.services() {
+        write_file(
+            &root.join("etc/minivm/services").join(file),
+            script.as_bytes(),
+            0o755,
+        )?;
+    }
+    for lib in library_closure(unpacked, &programs)? {
         let rel = lib.strip_prefix(unpacked).expect("inside unpacked");
         // Debian 12 is usrmerged: put every library under /lib/x86_64-linux-gnu.
         let file = rel.file_name().expect("a file");
@@ -463,12 +610,22 @@ fn assemble_root(
         format!("{hostname}\n").as_bytes(),
         0o644,
     )?;
+    let (users, groups) = flavour.accounts();
     write_file(
         &root.join("etc/passwd"),
-        b"root::0:0:root:/root:/bin/sh\n",
+        format!("root::0:0:root:/root:/bin/sh\n{users}").as_bytes(),
         0o644,
     )?;
-    write_file(&root.join("etc/group"), b"root:x:0:\n", 0o644)?;
+    write_file(
+        &root.join("etc/group"),
+        format!("root:x:0:\n{groups}").as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &root.join("etc/nsswitch.conf"),
+        b"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+        0o644,
+    )?;
     write_file(
         &root.join("etc/profile"),
         b"export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\h:\\w# '\n",
@@ -486,21 +643,64 @@ fn kernel_moddir(unpacked: &Path) -> Result<PathBuf> {
     Ok(unpacked.join("lib/modules").join(kernel_version(unpacked)?))
 }
 
-/// The shared libraries `binary` loads, found by their `NEEDED` entries in
+/// Copies a file, or a directory's tree (symbolic links kept as links), and
+/// adds every ELF file copied to `programs`.
+fn copy_tree(from: &Path, to: &Path, programs: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = fs::symlink_metadata(from).map_err(io_err("read", from))?;
+    if meta.is_dir() {
+        fs::create_dir_all(to).map_err(io_err("create", to))?;
+        for e in fs::read_dir(from).map_err(io_err("read", from))?.flatten() {
+            copy_tree(&e.path(), &to.join(e.file_name()), programs)?;
+        }
+    } else if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(io_err("read", from))?;
+        let _ = fs::remove_file(to);
+        symlink(&target, to).map_err(io_err("link", to))?;
+    } else {
+        let _ = fs::remove_file(to);
+        copy_file(from, to)?;
+        let mut magic = [0u8; 4];
+        let is_elf = fs::File::open(from)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if is_elf {
+            programs.push(from.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// The shared libraries `binaries` load, found by their `NEEDED` entries in
 /// the unpacked packages, recursively, plus the dynamic loader.
-fn library_closure(unpacked: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
-    let search = [
+fn library_closure(unpacked: &Path, binaries: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut search = vec![
         unpacked.join("lib/x86_64-linux-gnu"),
         unpacked.join("usr/lib/x86_64-linux-gnu"),
         unpacked.join("lib64"),
         unpacked.join("usr/lib64"),
     ];
-    let find = |soname: &str| search.iter().map(|d| d.join(soname)).find(|p| p.exists());
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut queue = VecDeque::from([binary.to_path_buf()]);
+    let mut queue: VecDeque<PathBuf> = binaries.iter().cloned().collect();
     while let Some(file) = queue.pop_front() {
         let dynamic = process::stdout(Command::new("readelf").arg("-dW").arg(&file))?;
+        // A program's own library directory (FRR's RUNPATH) is searched too;
+        // the image puts every library where the loader looks by default.
+        for line in dynamic
+            .lines()
+            .filter(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+        {
+            let Some(paths) = line.split('[').nth(1).and_then(|s| s.split(']').next()) else {
+                continue;
+            };
+            for dir in paths.split(':').filter(|d| d.starts_with('/')) {
+                let dir = unpacked.join(dir.trim_start_matches('/'));
+                if !search.contains(&dir) {
+                    search.push(dir);
+                }
+            }
+        }
         for line in dynamic.lines().filter(|l| l.contains("(NEEDED)")) {
             let Some(soname) = line.split('[').nth(1).and_then(|s| s.split(']').next()) else {
                 continue;
@@ -508,12 +708,16 @@ fn library_closure(unpacked: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
             if !seen.insert(soname.to_string()) {
                 continue;
             }
-            let path = find(soname)
+            let path = search
+                .iter()
+                .map(|d| d.join(soname))
+                .find(|p| p.exists())
                 .ok_or_else(|| ImageError::Build(format!("no package provides {soname}")))?;
             queue.push_back(path.clone());
             out.push(path);
         }
     }
+    let find = |soname: &str| search.iter().map(|d| d.join(soname)).find(|p| p.exists());
     let loader = find("ld-linux-x86-64.so.2")
         .ok_or_else(|| ImageError::Build("no dynamic loader (libc6)".into()))?;
     out.push(loader);

@@ -49,8 +49,16 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// A fact that stops a build (no cause of ours behind it).
     #[error("image build failed: {0}")]
     Build(String),
+    #[error("image build failed: apt-get download failed (run `apt-get update` once?)")]
+    AptDownload(#[source] ProcessError),
+    #[error("image record {} is unreadable", .path.display())]
+    BadRecord {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
@@ -137,7 +145,7 @@ impl ImageStore {
             }
             Err(e) => return Err(io_err("read", &rp)(e)),
         };
-        serde_json::from_str(&text).map_err(|e| ImageError::Build(format!("{}: {e}", rp.display())))
+        serde_json::from_str(&text).map_err(|source| ImageError::BadRecord { path: rp, source })
     }
 
     /// Every image, sorted by name.
@@ -272,7 +280,8 @@ impl ImageStore {
     }
 
     /// Overlays under `<state>/labs/*/vms/*/` whose backing file is this
-    /// image, as `lab/vm`.
+    /// image, as `lab/vm`, and snapshots' copies of them, as `lab snapshot
+    /// name/vm`.
     pub fn overlays_using(&self, name: &str) -> Result<Vec<String>> {
         let want = self.path(name)?;
         let mut users = Vec::new();
@@ -280,25 +289,39 @@ impl ImageStore {
         let Ok(labs_rd) = fs::read_dir(&labs) else {
             return Ok(users);
         };
+        let backed_by_us = |overlay: &Path| {
+            qemu_img_info(overlay).is_ok_and(|info| {
+                let backing = info["full-backing-filename"]
+                    .as_str()
+                    .or(info["backing-filename"].as_str());
+                backing.map(Path::new) == Some(want.as_path())
+            })
+        };
         for lab in labs_rd.flatten() {
-            let Ok(vms) = fs::read_dir(lab.path().join("vms")) else {
-                continue;
-            };
-            for vm in vms.flatten() {
-                let overlay = crate::lab::VmDir::new(vm.path()).overlay();
-                if !overlay.exists() {
-                    continue;
+            let lab_name = lab.file_name().to_string_lossy().into_owned();
+            if let Ok(vms) = fs::read_dir(lab.path().join("vms")) {
+                for vm in vms.flatten() {
+                    let overlay = crate::lab::VmDir::new(vm.path()).overlay();
+                    if overlay.exists() && backed_by_us(&overlay) {
+                        users.push(format!("{lab_name}/{}", vm.file_name().to_string_lossy()));
+                    }
                 }
-                if let Ok(info) = qemu_img_info(&overlay) {
-                    let backing = info["full-backing-filename"]
-                        .as_str()
-                        .or(info["backing-filename"].as_str());
-                    if backing.map(Path::new) == Some(want.as_path()) {
-                        users.push(format!(
-                            "{}/{}",
-                            lab.file_name().to_string_lossy(),
-                            vm.file_name().to_string_lossy()
-                        ));
+            }
+            // Snapshots' copies of overlays (`<lab>/snapshots/<name>/<vm>.qcow2`).
+            if let Ok(snaps) = fs::read_dir(lab.path().join("snapshots")) {
+                for snap in snaps.flatten() {
+                    let Ok(files) = fs::read_dir(snap.path()) else {
+                        continue;
+                    };
+                    for f in files.flatten() {
+                        let p = f.path();
+                        if p.extension().is_some_and(|e| e == "qcow2") && backed_by_us(&p) {
+                            users.push(format!(
+                                "{lab_name} snapshot {}/{}",
+                                snap.file_name().to_string_lossy(),
+                                p.file_stem().unwrap_or_default().to_string_lossy()
+                            ));
+                        }
                     }
                 }
             }

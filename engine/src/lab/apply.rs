@@ -9,7 +9,8 @@ use std::time::Duration;
 use topology::names::tap_ifname;
 use topology::Topology;
 
-use super::{io, Engine, LabError, Result, Started};
+use super::files::Carrier;
+use super::{io, Engine, LabError, Result, Started, VmFault};
 use crate::plan::{self, Action, Step};
 use crate::qemu::{Nic, NicBackend, VmSpec};
 use crate::{net, seed, vm};
@@ -17,6 +18,7 @@ use crate::{net, seed, vm};
 impl Engine {
     /// Applies one step.
     pub fn apply(&self, t: &Topology, step: &Step) -> Result<()> {
+        let t = &*topology::mgmt::effective(t);
         let ns = Self::ns(t);
         let n = ns.as_deref();
         let lab = &t.name;
@@ -32,18 +34,26 @@ impl Engine {
                 nic,
                 ifname,
                 bridge,
-            }
-            | Action::UpdateLink {
-                vm,
-                nic,
-                ifname,
-                bridge,
             } => net::ensure_tap(
                 n,
                 ifname,
                 &net::owner_alias(lab, &format!("tap/{vm}/{nic}")),
                 bridge,
             )?,
+            Action::UpdateLink {
+                vm,
+                nic,
+                ifname,
+                bridge,
+            } => {
+                net::ensure_tap(
+                    n,
+                    ifname,
+                    &net::owner_alias(lab, &format!("tap/{vm}/{nic}")),
+                    bridge,
+                )?;
+                self.update_link(t, vm, *nic, ifname)?;
+            }
             Action::CreateOverlay { vm, image } => {
                 let dir = self.vm_files(lab, vm);
                 fs::create_dir_all(dir.path()).map_err(io("create", dir.path()))?;
@@ -60,15 +70,10 @@ impl Engine {
             Action::WriteSeed { vm } => {
                 let dir = self.vm_files(lab, vm);
                 fs::create_dir_all(dir.path()).map_err(io("create", dir.path()))?;
-                let files = seed::render(t, vm).ok_or_else(|| LabError::Vm {
-                    vm: vm.clone(),
-                    what: "not in the topology".into(),
-                })?;
+                let files =
+                    seed::render(t, vm).ok_or_else(|| LabError::vm(vm, VmFault::NotInTopology))?;
                 let tmp = dir.seed_tmp();
-                seed::write_vfat(&files, &tmp).map_err(|e| LabError::Vm {
-                    vm: vm.clone(),
-                    what: e.to_string(),
-                })?;
+                seed::write_vfat(&files, &tmp).map_err(|e| LabError::vm(vm, VmFault::Seed(e)))?;
                 let img = dir.seed();
                 fs::rename(&tmp, &img).map_err(io("rename", &img))?;
                 let conf = dir.fw_cfg_conf();
@@ -77,11 +82,34 @@ impl Engine {
             }
             Action::StopVm { vm } => self.stop_vm(lab, vm, Duration::from_secs(10))?,
             Action::StartVm { vm } => self.start_vm(t, vm)?,
+            Action::DiscardSaved { vm } => discard_saved(&self.vm_files(lab, vm)),
             Action::DeleteVm { vm } => {
                 self.stop_vm(lab, vm, Duration::from_secs(10))?;
                 let dir = self.vm_dir(lab, vm);
                 if dir.exists() {
                     fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+                }
+            }
+            Action::ConfigureMgmt { .. } => {
+                let u = crate::mgmt::Uplink::desired(t).ok_or_else(|| {
+                    LabError::Mgmt(Box::new(crate::mgmt::MgmtError::Io {
+                        action: "configure (the lab has no mgmt)",
+                        path: self.lab_dir(lab),
+                        source: std::io::ErrorKind::NotFound.into(),
+                    }))
+                })?;
+                crate::mgmt::apply(t, &u, &self.lab_dir(lab))
+                    .map_err(|e| LabError::Mgmt(Box::new(e)))?;
+            }
+            Action::RemoveMgmt { ifname } => {
+                crate::mgmt::remove(lab, &self.lab_dir(lab))
+                    .map_err(|e| LabError::Mgmt(Box::new(e)))?;
+                let alias = net::owner_alias(lab, "mgmt");
+                if net::links(None)?
+                    .iter()
+                    .any(|l| &l.name == ifname && l.alias.as_deref() == Some(alias.as_str()))
+                {
+                    net::delete_owned(None, ifname, &alias)?;
                 }
             }
             Action::DeleteTap { ifname } | Action::DeleteBridge { ifname } => {
@@ -90,11 +118,110 @@ impl Engine {
                     .find(|l| &l.name == ifname)
                     .and_then(|l| l.alias);
                 if let Some(a) = alias.filter(|a| a.starts_with(&format!("minivm:{lab}:"))) {
+                    // A TAP's impairments go with it: its nft chain, its
+                    // IFB, its relay TAPs.
+                    let vm_nic = a
+                        .strip_prefix(&format!("minivm:{lab}:tap/"))
+                        .and_then(|rest| rest.rsplit_once('/'))
+                        .and_then(|(vm, nic)| Some((vm.to_string(), nic.parse::<usize>().ok()?)));
+                    if let Some((vm, nic)) = vm_nic {
+                        let lab_dir = self.lab_dir(lab);
+                        crate::impair::remove(&crate::impair::NicLink {
+                            ns: n,
+                            lab,
+                            vm: &vm,
+                            nic,
+                            tap: ifname,
+                            bridge: "",
+                            lab_dir: &lab_dir,
+                            relay_program: &self.relay_program,
+                        })
+                        .map_err(|e| LabError::Impair(Box::new(e)))?;
+                    }
                     net::delete_owned(n, ifname, &a)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The guest's side of a link and the impairments of what it sends,
+    /// made what the topology says, in place: the VM keeps running.
+    fn update_link(&self, t: &Topology, vm: &str, nic: usize, tap: &str) -> Result<()> {
+        let lab = &t.name;
+        let want = crate::link::desired(t, vm, nic)
+            .ok_or_else(|| LabError::vm(vm, VmFault::NotInTopology))?;
+        let dir = self.vm_files(lab, vm);
+        fs::create_dir_all(dir.path()).map_err(io("create", dir.path()))?;
+        let ns = Self::ns(t);
+        // Impairments: on the TAP, with or without a running QEMU.
+        let mut record: crate::impair::Record = fs::read_to_string(dir.impair())
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let lab_dir = self.lab_dir(lab);
+        crate::impair::apply(
+            &crate::impair::NicLink {
+                ns: ns.as_deref(),
+                lab,
+                vm,
+                nic,
+                tap,
+                bridge: want.bridge.as_deref().unwrap_or_default(),
+                lab_dir: &lab_dir,
+                relay_program: &self.relay_program,
+            },
+            &want.impair,
+        )
+        .map_err(|e| LabError::vm(vm, VmFault::Impair(e)))?;
+        if want.impair.is_none() {
+            record.remove(&nic);
+        } else {
+            record.insert(nic, want.impair);
+        }
+        let json = serde_json::to_string(&record).expect("serializes");
+        crate::fsutil::write_atomic(&dir.impair(), json.as_bytes())
+            .map_err(io("write", &dir.impair()))?;
+        // The carrier: told to the live QEMU (none: it starts with links up
+        // and the next start's plan sets them).
+        let Some(pid) = super::procs::running_qemus(lab).get(vm).copied() else {
+            return Ok(());
+        };
+        let mut carrier: Carrier = fs::read_to_string(dir.carrier())
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .filter(|c: &Carrier| c.pid == pid)
+            .unwrap_or(Carrier {
+                pid,
+                ..Default::default()
+            });
+        // Only a change is told: a QEMU starts with its links up.
+        let told_up = !carrier.down.contains(&nic);
+        if want.carrier == told_up {
+            return Ok(());
+        }
+        connect_qmp(&dir.qmp_socket())
+            .and_then(|mut q| {
+                q.execute_with(
+                    "set_link",
+                    serde_json::json!({"name": format!("net{nic}"), "up": want.carrier}),
+                )
+            })
+            .map_err(|e| LabError::vm(vm, VmFault::SetLink(e)))?;
+        if want.carrier {
+            carrier.down.remove(&nic);
+        } else {
+            carrier.down.insert(nic);
+        }
+        let json = serde_json::to_string(&carrier).expect("serializes");
+        crate::fsutil::write_atomic(&dir.carrier(), json.as_bytes())
+            .map_err(io("write", &dir.carrier()))?;
+        Ok(())
+    }
+
+    /// Hands a file or directory to the QEMU user.
+    pub fn give_dir(&self, p: &Path) -> Result<()> {
+        self.give(p)
     }
 
     pub(super) fn give(&self, p: &Path) -> Result<()> {
@@ -114,15 +241,14 @@ impl Engine {
         for a in dir.ancestors().skip(1) {
             if let Ok(m) = fs::metadata(a) {
                 if m.permissions().mode() & 0o001 == 0 {
-                    return Err(LabError::Vm {
-                        vm: vm.into(),
-                        what: format!(
-                            "QEMU runs unprivileged and cannot reach {}: {} has mode {:o} (others need x); use a state directory others can traverse",
-                            dir.display(),
-                            a.display(),
-                            m.permissions().mode() & 0o7777
-                        ),
-                    });
+                    return Err(LabError::vm(
+                        vm,
+                        VmFault::Unreachable {
+                            dir: dir.to_path_buf(),
+                            ancestor: a.to_path_buf(),
+                            mode: m.permissions().mode() & 0o7777,
+                        },
+                    ));
                 }
             }
             if a == self.state_dir {
@@ -137,20 +263,14 @@ impl Engine {
         self.check_reachable(name, &self.vm_dir(lab, name))?;
         let ns = Self::ns(t);
         let dir = self.vm_files(lab, name);
-        let node = t.node(name).ok_or_else(|| LabError::Vm {
-            vm: name.into(),
-            what: "not in the topology".into(),
-        })?;
+        let node = t
+            .node(name)
+            .ok_or_else(|| LabError::vm(name, VmFault::NotInTopology))?;
         // A base image removed from the store: said plainly, before QEMU
         // fails on its backing file.
         let image = t.node_image(node).unwrap_or_default();
         if !self.images.exists(image)? {
-            return Err(LabError::Vm {
-                vm: name.into(),
-                what: format!(
-                    "its base image {image:?} is missing from the image store (see `minivm image list`)"
-                ),
-            });
+            return Err(LabError::vm(name, VmFault::ImageMissing(image.into())));
         }
         let hardware = plan::desired_hardware(t, name).expect("node exists");
         let seed_hash = plan::desired_seed_hash(t, name).expect("node exists");
@@ -162,6 +282,13 @@ impl Engine {
                 mac: r.mac,
                 backend: NicBackend::TapFd(vm::FIRST_TAP_FD + i as i32),
             });
+        }
+        // A saved state of exactly this VM is resumed; one of anything else
+        // (the plan discards those, with the reason) never is.
+        let resume = super::observe::saved_state(&dir)
+            .filter(|s| s.hardware == hardware && s.seed_hash == seed_hash);
+        if resume.is_none() {
+            discard_saved(&dir);
         }
         for f in dir.boot_files() {
             let _ = fs::remove_file(f);
@@ -178,6 +305,7 @@ impl Engine {
             nics,
             run_dir: dir.path().to_path_buf(),
             wait_for_serial: true,
+            incoming: resume.as_ref().map(|_| dir.saved_state()),
         };
         // What the process is started with is recorded first: a QEMU found
         // running (by its tag) is then always matched with its hardware,
@@ -189,10 +317,8 @@ impl Engine {
         .expect("serializes");
         crate::fsutil::write_atomic(&dir.hardware(), started.as_bytes())
             .map_err(io("write", &dir.hardware()))?;
-        let child = vm::launch(&self.qemu, &spec, taps, self.run_as).map_err(|e| LabError::Vm {
-            vm: name.into(),
-            what: e.to_string(),
-        })?;
+        let child = vm::launch(&self.qemu, &spec, taps, self.run_as)
+            .map_err(|e| LabError::vm(name, e.into()))?;
         let pid = child.id();
         // The process belongs to its own session; nobody waits for it here.
         std::mem::forget(child);
@@ -203,6 +329,112 @@ impl Engine {
             .expect("not poisoned")
             .remove(dir.path());
         self.watch(&dir, name);
+        if let Some(saved) = resume {
+            if let Err(e) = self.finish_resume(&dir, name, pid, &saved) {
+                // The state would not load (a QEMU that cannot read what
+                // another wrote): it is dropped and the VM boots afresh.
+                tracing::warn!(vm = name, error = %crate::report(&e), "resume failed; booting afresh");
+                self.stop_vm(lab, name, Duration::ZERO)?;
+                discard_saved(&dir);
+                return self.start_vm(t, name);
+            }
+        }
         Ok(())
+    }
+
+    /// Waits until a resumed QEMU has loaded its saved state and runs, then
+    /// drops the state (the guest has moved on from it) and carries over
+    /// what belongs to the boot it continues: readiness, the setup record.
+    fn finish_resume(
+        &self,
+        dir: &super::VmDir,
+        name: &str,
+        pid: u32,
+        saved: &super::SavedState,
+    ) -> Result<()> {
+        let fault = |why: String| LabError::vm(name, VmFault::Resume(why));
+        let mut q = connect_qmp(&dir.qmp_socket()).map_err(|e| fault(e.to_string()))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let status = q
+                .execute("query-status")
+                .map_err(|e| fault(e.to_string()))?;
+            let st = status["return"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match st.as_str() {
+                "running" => break,
+                "inmigrate" | "prelaunch" | "finish-migrate" | "postmigrate" | "paused"
+                    if std::time::Instant::now() < deadline =>
+                {
+                    // A paused guest after the load (saved paused): go on.
+                    if st == "paused" {
+                        let m = q
+                            .execute("query-migrate")
+                            .map_err(|e| fault(e.to_string()))?;
+                        if m["return"]["status"] == "completed" {
+                            q.execute("cont").map_err(|e| fault(e.to_string()))?;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => {
+                    return Err(fault(format!(
+                        "QEMU is {other:?} after loading the saved state"
+                    )))
+                }
+            }
+        }
+        discard_saved(dir);
+        // The guest's clock stood still while it was saved: set it again
+        // through its agent, off the path of the start.
+        let qga = dir.qga_socket();
+        std::thread::spawn(move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let set = crate::qga::Qga::connect(&qga, Duration::from_secs(30)).and_then(|mut q| {
+                q.execute("guest-set-time", Some(serde_json::json!({ "time": now })))
+            });
+            if let Err(e) = set {
+                tracing::warn!(error = %crate::report(&e), "cannot set a resumed guest's clock");
+            }
+        });
+        if saved.ready {
+            crate::fsutil::write_atomic(&dir.ready(), b"").map_err(io("write", &dir.ready()))?;
+        }
+        // The exec commands ran on the boot this one continues.
+        if let Ok(text) = fs::read_to_string(dir.setup()) {
+            if let Ok(mut r) = serde_json::from_str::<serde_json::Value>(&text) {
+                r["pid"] = serde_json::json!(pid);
+                let _ = crate::fsutil::write_atomic(&dir.setup(), r.to_string().as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes a VM's saved state: its record first, so a state without one is
+/// never taken for whole.
+pub(crate) fn discard_saved(dir: &super::VmDir) {
+    let _ = fs::remove_file(dir.saved_meta());
+    let _ = fs::remove_file(dir.saved_state());
+    let _ = fs::remove_file(dir.saved_state_tmp());
+}
+
+/// QMP of a QEMU that may have just been started: its socket appears
+/// within moments of the launch.
+fn connect_qmp(socket: &Path) -> std::io::Result<crate::qmp::Qmp> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match crate::qmp::Qmp::connect(socket) {
+            Ok(q) => return Ok(q),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "QMP not there yet");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

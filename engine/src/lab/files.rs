@@ -78,8 +78,66 @@ impl VmDir {
         crate::qemu::qga_socket(&self.0)
     }
 
-    /// Files of one boot, removed before the next.
-    pub fn boot_files(&self) -> [PathBuf; 3] {
-        [self.ready(), self.pidfile(), self.console_log()]
+    /// The impairments applied to its NICs' TAPs (`impair::Record`).
+    pub fn impair(&self) -> PathBuf {
+        self.0.join("impair.json")
     }
+
+    /// What the node's `exec` commands did on this boot (`ops::SetupRecord`).
+    pub fn setup(&self) -> PathBuf {
+        self.0.join("setup.json")
+    }
+
+    /// Which NICs this boot's QEMU was told are down ([`Carrier`]).
+    pub fn carrier(&self) -> PathBuf {
+        self.0.join("carrier.json")
+    }
+
+    /// The guest's saved memory and device state (`stop --save`): a QEMU
+    /// migration stream, resumed by the next start.
+    pub fn saved_state(&self) -> PathBuf {
+        self.0.join("saved.state")
+    }
+
+    /// Where QEMU writes the saved state before it is renamed into place.
+    pub fn saved_state_tmp(&self) -> PathBuf {
+        self.0.join(".saved.state.tmp")
+    }
+
+    /// What the saved state is of ([`SavedState`]); written after the state
+    /// itself, so its presence says the state is whole.
+    pub fn saved_meta(&self) -> PathBuf {
+        self.0.join("saved.json")
+    }
+
+    /// Files of one boot, removed before the next.
+    pub fn boot_files(&self) -> [PathBuf; 4] {
+        [
+            self.ready(),
+            self.pidfile(),
+            self.console_log(),
+            self.carrier(),
+        ]
+    }
+}
+
+/// What a VM's saved state was taken of: a start resumes it only onto the
+/// same hardware and seed (anything else discards it, with the reason).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedState {
+    pub hardware: crate::plan::VmHardware,
+    pub seed_hash: String,
+    /// The guest had said it was ready (a resumed VM is ready at once).
+    pub ready: bool,
+    /// Seconds since the epoch.
+    pub saved_at: u64,
+    pub bytes: u64,
+}
+
+/// The links a QEMU was told are down (QMP `set_link`), with its pid: a
+/// record of another process is not this one's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carrier {
+    pub pid: u32,
+    pub down: std::collections::BTreeSet<usize>,
 }

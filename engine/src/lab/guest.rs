@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::procs::running_qemus;
-use super::{Engine, LabError, Result, VmDir};
+use super::{Engine, LabError, Result, VmDir, VmFault};
 
 impl Engine {
     /// Reads `dir`'s console unless this process already does. A QEMU
@@ -96,10 +96,7 @@ impl Engine {
                     return true;
                 }
                 let log = fs::read_to_string(self.vm_files(lab, n).qemu_log()).unwrap_or_default();
-                dead.push(LabError::Vm {
-                    vm: n.to_string(),
-                    what: format!("QEMU exited: {}", log.trim()),
-                });
+                dead.push(LabError::vm(n, VmFault::Exited(log.trim().into())));
                 false
             });
             if pending.is_empty() {
@@ -129,10 +126,9 @@ impl Engine {
         };
         let mut qga =
             crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(10)).map_err(agent)?;
-        let (path, args) = argv.split_first().ok_or_else(|| LabError::Vm {
-            vm: vm.into(),
-            what: "no command given".into(),
-        })?;
+        let (path, args) = argv
+            .split_first()
+            .ok_or_else(|| LabError::vm(vm, VmFault::NoCommand))?;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         qga.exec(path, &args, timeout).map_err(agent)
     }

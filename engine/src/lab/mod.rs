@@ -25,6 +25,7 @@ mod guest;
 mod observe;
 mod procs;
 mod reconcile;
+mod saved;
 mod stop;
 
 use std::fs;
@@ -41,15 +42,23 @@ use crate::net;
 use crate::plan::{Step, VmHardware};
 use crate::vm::{self, RunAs};
 
-pub use files::VmDir;
+pub(crate) use apply::discard_saved;
+pub use files::{SavedState, VmDir};
 pub use guest::console_tail;
+pub use observe::saved_state;
 pub use procs::{all_qemus, qemu_alive, running_qemus, vm_states, vm_states_with};
 pub use reconcile::{reconcile, Host};
+pub use saved::{write_record, Paused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    #[error("{vm}: {what}")]
-    Vm { vm: String, what: String },
+    /// One VM failed; the rest of the lab is fine.
+    #[error("{vm}")]
+    Vm {
+        vm: String,
+        #[source]
+        fault: VmFault,
+    },
     #[error(transparent)]
     Net(#[from] net::NetError),
     #[error(transparent)]
@@ -62,25 +71,83 @@ pub enum LabError {
     },
     #[error("VMs not ready after {0:?}: {1}")]
     NotReady(Duration, String),
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(|e| crate::report(e)).collect::<Vec<_>>().join("; "))]
     Several(Vec<LabError>),
     #[error("{vm}: not running (state {state})")]
     NotRunning {
         vm: String,
         state: crate::lifecycle::VmState,
     },
-    #[error("network {network}: {what}")]
-    Network { network: String, what: String },
-    #[error("{vm}: guest agent: {source}")]
+    /// One network failed: its VMs are not started, the rest goes on.
+    #[error("network {network}")]
+    Network {
+        network: String,
+        #[source]
+        source: Box<LabError>,
+    },
+    #[error(transparent)]
+    Impair(Box<crate::impair::ImpairError>),
+    #[error("the management network")]
+    Mgmt(#[source] Box<crate::mgmt::MgmtError>),
+    #[error("{vm}: guest agent")]
     Agent {
         vm: String,
         source: crate::qga::QgaError,
     },
 }
 
+/// How one VM failed (the cause of a [`LabError::Vm`]).
+#[derive(Debug, thiserror::Error)]
+pub enum VmFault {
+    #[error("not in the topology")]
+    NotInTopology,
+    #[error("its base image {0:?} is missing from the image store (see `minivm image list`)")]
+    ImageMissing(String),
+    #[error(
+        "QEMU runs unprivileged and cannot reach {}: {} has mode {mode:o} (others need x); use a state directory others can traverse",
+        dir.display(),
+        ancestor.display()
+    )]
+    Unreachable {
+        dir: PathBuf,
+        ancestor: PathBuf,
+        mode: u32,
+    },
+    /// QEMU's own last words (its log), not a cause of ours.
+    #[error("QEMU exited: {0}")]
+    Exited(String),
+    #[error("not started: its network {0} failed")]
+    NetworkFailed(String),
+    #[error("no command given")]
+    NoCommand,
+    #[error("cannot change the link as the guest sees it")]
+    SetLink(#[source] std::io::Error),
+    #[error(transparent)]
+    Impair(crate::impair::ImpairError),
+    #[error("cannot resume its saved state: {0}")]
+    Resume(String),
+    #[error("cannot save its state: {0}")]
+    Save(String),
+    #[error("cannot write its seed")]
+    Seed(#[source] crate::process::ProcessError),
+    #[error(transparent)]
+    Launch(#[from] vm::VmError),
+    /// A step of this VM that failed with an error of the lab's kind.
+    #[error(transparent)]
+    Step(Box<LabError>),
+}
+
 pub type Result<T, E = LabError> = std::result::Result<T, E>;
 
 impl LabError {
+    /// `fault` as an error of `vm`.
+    pub fn vm(vm: &str, fault: VmFault) -> LabError {
+        LabError::Vm {
+            vm: vm.into(),
+            fault,
+        }
+    }
+
     /// The VMs this error is about (each `Vm` error, also inside `Several`).
     pub fn failed_vms(&self) -> std::collections::BTreeSet<String> {
         match self {
@@ -109,28 +176,11 @@ impl LabError {
     }
 }
 
-/// `e` with its causes, as one line: `cannot create X: No space left on device`.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s = format!("{s}: {c_s}");
-        }
-        cause = c.source();
-    }
-    s
-}
-
-/// `e` as an error of `vm` (unless it already names it).
+/// `e` as an error of `vm` (unless it already is one).
 fn of_vm(vm: &str, e: LabError) -> LabError {
     match e {
         LabError::Vm { vm: ref v, .. } if v == vm => e,
-        e => LabError::Vm {
-            vm: vm.into(),
-            what: with_causes(&e),
-        },
+        e => LabError::vm(vm, VmFault::Step(Box::new(e))),
     }
 }
 
@@ -144,9 +194,9 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 
 /// What a started VM was started with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Started {
-    hardware: VmHardware,
-    seed_hash: String,
+pub(crate) struct Started {
+    pub(crate) hardware: VmHardware,
+    pub(crate) seed_hash: String,
 }
 
 /// One step of a reconcile, for progress output: `done` of `total` have
@@ -174,6 +224,9 @@ pub struct Engine {
     pub parallel: usize,
     /// The QEMU binary VMs run with (default: qemu-system-x86_64 from PATH).
     pub qemu: PathBuf,
+    /// The `minivm` program that runs a lab's relay (`minivm relay LAB`;
+    /// default: this program).
+    pub relay_program: PathBuf,
     /// VMs whose console this process reads (see `watch_console`).
     consoles: std::sync::Arc<
         std::sync::Mutex<
@@ -193,6 +246,7 @@ impl Engine {
                 .map(|n| n.get())
                 .unwrap_or(2),
             qemu: PathBuf::from(vm::QEMU),
+            relay_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("minivm")),
             consoles: Default::default(),
         })
     }

@@ -4,7 +4,7 @@
 
 use topology::Topology;
 
-use super::{of_vm, with_causes, Engine, LabError, Progress, Result};
+use super::{of_vm, Engine, LabError, Progress, Result, VmFault};
 use crate::plan::{self, Action, ObservedLab, Step};
 
 impl Engine {
@@ -94,11 +94,11 @@ pub fn reconcile(
             match (run(s), &s.action) {
                 (Ok(()), _) => {}
                 (Err(e), Action::CreateBridge { network, ifname }) => {
-                    tracing::warn!(lab = %t.name, %network, error = %e, "network failed");
+                    tracing::warn!(lab = %t.name, %network, error = %crate::report(&e), "network failed");
                     failed_bridges.insert(ifname.clone(), network.clone());
                     errors.push(LabError::Network {
                         network: network.clone(),
-                        what: with_causes(&e),
+                        source: Box::new(e),
                     });
                 }
                 (Err(e), _) => return Err(e),
@@ -112,10 +112,7 @@ pub fn reconcile(
                 _ => None,
             });
             if let Some(network) = blocked {
-                errors.push(LabError::Vm {
-                    vm: vm.clone(),
-                    what: format!("not started: its network {network} failed"),
-                });
+                errors.push(LabError::vm(vm, VmFault::NetworkFailed(network.clone())));
             }
             blocked.is_none()
         });
@@ -129,7 +126,7 @@ pub fn reconcile(
                     };
                     for s in steps {
                         if let Err(e) = run(s) {
-                            tracing::warn!(lab = %t.name, %vm, error = %e, "step failed");
+                            tracing::warn!(lab = %t.name, %vm, error = %crate::report(&e), "step failed");
                             errors.lock().expect("not poisoned").push(of_vm(vm, e));
                             break;
                         }
@@ -198,11 +195,11 @@ mod tests {
                     o.vms.entry(vm.clone()).or_default().has_overlay = true
                 }
                 Action::WriteSeed { .. } | Action::StopVm { .. } => {}
+                Action::DiscardSaved { vm } => {
+                    o.vms.entry(vm.clone()).or_default().saved = None;
+                }
                 Action::StartVm { vm } if self.fail.contains(&vm.as_str()) => {
-                    return Err(LabError::Vm {
-                        vm: vm.clone(),
-                        what: "cannot start".into(),
-                    })
+                    return Err(LabError::vm(vm, VmFault::Exited("cannot start".into())))
                 }
                 Action::StartVm { vm } => {
                     let v = o.vms.entry(vm.clone()).or_default();
@@ -216,6 +213,10 @@ mod tests {
                     o.links.remove(ifname);
                 }
                 Action::DeleteBridge { ifname } => drop(o.bridges.remove(ifname)),
+                Action::ConfigureMgmt { .. } => {
+                    o.mgmt = crate::mgmt::Uplink::desired(t).map(|u| u.hash())
+                }
+                Action::RemoveMgmt { .. } => o.mgmt = None,
             }
             self.applied.lock().unwrap().push(step.clone());
             Ok(())
@@ -228,6 +229,57 @@ mod tests {
             y += &format!("  - {{name: vm{i}, nics: [{{network: lan}}]}}\n");
         }
         topology::parse_and_validate(&y, topology::Format::Yaml).unwrap()
+    }
+
+    #[test]
+    fn a_management_network_is_a_bridge_a_first_nic_and_its_host_side() {
+        let host = FakeHost::default();
+        let mut t = lab(2);
+        t.mgmt = Some(topology::Mgmt {
+            subnet: "172.20.20.0/24".into(),
+            nat: true,
+            ports: vec!["127.0.0.1:2201:vm1:22".into()],
+        });
+        let steps = reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        let kinds: Vec<&str> = steps.iter().map(|s| s.action.kind()).collect();
+        let mgmt_bridge = topology::names::bridge_ifname("t", topology::mgmt::NETWORK);
+        let at = |k: &Action| steps.iter().position(|s| &s.action == k).unwrap();
+        assert!(
+            at(&Action::CreateBridge {
+                network: "mgmt".into(),
+                ifname: mgmt_bridge.clone()
+            }) < at(&Action::ConfigureMgmt {
+                ifname: topology::names::mgmt_host_ifname("t")
+            }),
+            "{kinds:?}"
+        );
+        // Two NICs a VM: eth0 on mgmt, eth1 on lan.
+        assert_eq!(kinds.iter().filter(|k| **k == "create_tap").count(), 4);
+        assert_eq!(reconcile(&host, &t, None, 2, &|_| {}).unwrap(), vec![]);
+        // A new port forward: only the host side again.
+        t.mgmt.as_mut().unwrap().ports.push("2202:vm2:22".into());
+        let steps = reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        assert_eq!(
+            steps.iter().map(|s| s.action.kind()).collect::<Vec<_>>(),
+            vec!["configure_mgmt"]
+        );
+        // Without mgmt: its host side and bridge go, the VMs are recreated
+        // with their one NIC.
+        t.mgmt = None;
+        let steps = reconcile(&host, &t, None, 2, &|_| {}).unwrap();
+        let kinds: Vec<&str> = steps.iter().map(|s| s.action.kind()).collect();
+        assert!(kinds.contains(&"remove_mgmt"), "{kinds:?}");
+        assert!(kinds.contains(&"delete_bridge"), "{kinds:?}");
+        assert_eq!(host.observed.lock().unwrap().mgmt, None);
+        assert_eq!(
+            host.observed.lock().unwrap().vms["vm1"]
+                .hardware
+                .as_ref()
+                .unwrap()
+                .nics
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -264,10 +316,8 @@ mod tests {
             fail: vec!["vm2"],
             ..Default::default()
         };
-        let err = reconcile(&host, &lab(3), None, 1, &|_| {})
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "vm2: cannot start");
+        let err = reconcile(&host, &lab(3), None, 1, &|_| {}).unwrap_err();
+        assert_eq!(crate::report(&err), "vm2: QEMU exited: cannot start");
         let o = host.observed.lock().unwrap();
         assert_eq!(o.vms["vm1"].state, Some(VmState::Running));
         assert_eq!(o.vms["vm3"].state, Some(VmState::Running));

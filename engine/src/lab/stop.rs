@@ -81,9 +81,17 @@ impl Engine {
                 .collect()
         });
         results.into_iter().collect::<Result<Vec<()>>>()?;
+        // The lab's relay (if any) goes first: it holds TAPs of the namespace.
+        crate::impair::stop_relay(&self.lab_dir(lab), lab);
         // Isolated labs: the namespace takes its bridges and TAPs with it.
         net::delete_namespace(&netns_name(lab))?;
-        // Host-mode labs: only interfaces carrying this lab's alias, TAPs first.
+        // Host-mode labs: the lab's nft table, then only interfaces carrying
+        // this lab's alias, TAPs first.
+        crate::impair::remove_table(None, lab).map_err(|e| super::LabError::Impair(Box::new(e)))?;
+        // The management network's table (its veth goes with the rest).
+        crate::mgmt::remove(lab, &self.lab_dir(lab))
+            .map_err(|e| super::LabError::Mgmt(Box::new(e)))?;
+
         let prefix = format!("minivm:{lab}:");
         let mut owned: Vec<net::Link> = net::links(None)?
             .into_iter()

@@ -29,9 +29,9 @@ pub fn engine_on(state: &Path) -> Engine {
 /// The `tiny` image in `state`, as a build leaves it (built once per test
 /// run, see `shared_image`).
 pub fn tiny_image(state: &Path) {
-    shared_image::tiny_image(state, |dir| {
+    shared_image::built_image(state, "tiny", |dir| {
         let store = ImageStore::open(dir).unwrap();
-        image::build::build(&store, "tiny", &mut |_, _| {}).unwrap();
+        image::build::build(&store, "tiny", image::build::Flavour::Tiny, &mut |_, _| {}).unwrap();
     });
 }
 

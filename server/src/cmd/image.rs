@@ -15,10 +15,15 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Cmd {
-    /// Build the built-in base image from Debian packages, offline.
+    /// Build a built-in base image from Debian packages, offline: `tiny`
+    /// (busybox) or `frr` (busybox and the FRR routing suite).
     Build {
         #[arg(default_value = image::DEFAULT_IMAGE)]
         name: String,
+        /// What to build under NAME: tiny or frr. Default: NAME's own
+        /// flavour when NAME is tiny or frr, else tiny.
+        #[arg(long, value_parser = ["tiny", "frr"])]
+        flavour: Option<String>,
         /// Do nothing when the image already exists.
         #[arg(long)]
         if_missing: bool,
@@ -37,14 +42,23 @@ enum Cmd {
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(state_dir)?;
     match args.command {
-        Cmd::Build { name, if_missing } => {
+        Cmd::Build {
+            name,
+            if_missing,
+            flavour,
+        } => {
             if if_missing && store.exists(&name)? {
                 println!("image {name:?} is present");
                 return Ok(ExitCode::SUCCESS);
             }
             let started = Instant::now();
             let steps = image::build::STEPS.len();
-            let rec = image::build::build(&store, &name, &mut |i, step| {
+            let flavour = flavour
+                .as_deref()
+                .or(Some(name.as_str()))
+                .and_then(image::build::Flavour::parse)
+                .unwrap_or(image::build::Flavour::Tiny);
+            let rec = image::build::build(&store, &name, flavour, &mut |i, step| {
                 eprintln!("[{}/{steps}] {step}", i + 1);
             })
             .with_context(|| format!("cannot build image {name:?}"))?;
@@ -84,7 +98,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     "{:<16} {:<7} {:>9} {:>9}  {:<16} USED BY",
                     "NAME", "FORMAT", "VIRTUAL", "FILE", "SHA256"
                 );
-                for (r, u) in rows {
+                for (r, u) in &rows {
                     println!(
                         "{:<16} {:<7} {:>8}M {:>8.1}M  {:<16} {}",
                         r.name,
@@ -97,6 +111,17 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                         } else {
                             u.join(",")
                         }
+                    );
+                }
+                let missing: Vec<&str> = image::build::Flavour::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .filter(|n| !rows.iter().any(|(r, _)| r.name == *n))
+                    .collect();
+                if !missing.is_empty() {
+                    println!(
+                        "built-in, not built yet (built on first use, or by `minivm image build NAME`): {}",
+                        missing.join(", ")
                     );
                 }
             }

@@ -1,10 +1,15 @@
+pub mod capture;
 pub mod check;
 pub mod console;
 pub mod doctor;
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod image;
+pub mod import;
+pub mod link;
 pub mod serve;
+pub mod snapshot;
 pub mod status;
 pub mod up;
 pub mod validate;

@@ -49,7 +49,10 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let store = engine::LabStore::open(state_dir)
         .with_context(|| format!("cannot open the state directory {}", state_dir.display()))?;
     let seeded = store
-        .seed_if_empty(topology::examples::ALL)
+        .seed_if_empty(
+            topology::examples::ALL,
+            &mut topology::examples::read_source,
+        )
         .context("cannot seed the example labs")?;
     if seeded > 0 {
         tracing::info!(
@@ -109,6 +112,7 @@ async fn serve(
     let events = Router::new()
         .route("/ws/events", get(crate::web::events::handler))
         .route("/ws/console/{lab}/{vm}", get(crate::web::console::handler))
+        .route("/captures/{file}", get(crate::web::captures::download))
         .with_state(service.clone());
     let router = Router::new()
         .merge(events)

@@ -42,6 +42,37 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 vm.addresses.join(" "),
                 vm.uptime_seconds.unwrap_or(0),
             );
+            for nic in &vm.nics {
+                let state = match (nic.up, nic.carrier) {
+                    (true, None) => "up (when running)",
+                    (false, None) => "down (when running)",
+                    (true, Some(true)) => "up",
+                    (false, Some(false)) => "down",
+                    (false, Some(true)) => "down (not applied yet)",
+                    (true, Some(false)) => "up (not applied yet)",
+                };
+                println!(
+                    "      {} {:<10} {:<24} {}",
+                    nic.name, nic.network, state, nic.impair_label
+                );
+            }
+            if let Some(b) = vm.saved_bytes {
+                println!(
+                    "      saved ({:.1} MB): its next start resumes it",
+                    b as f64 / 1e6
+                );
+            }
+            if let Some(s) = &vm.setup {
+                match &s.failed {
+                    Some(f) => println!(
+                        "      setup FAILED: {:?} exited {} ({} command(s) done before)",
+                        f.command,
+                        f.exit_code,
+                        s.done.len()
+                    ),
+                    None => println!("      setup done: {} command(s)", s.done.len()),
+                }
+            }
             for line in &vm.last_console {
                 println!("      | {line}");
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use topology::{parse_and_validate, Format, MAX_FILE_BYTES};
+use topology::{parse_read_and_validate, Format, MAX_FILE_BYTES};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Format::from_file_name(&name)
     };
-    match parse_and_validate(&text, format) {
+    match parse_read_and_validate(&text, format, &mut source_reader(&args.file)) {
         Ok(t) => {
             println!(
                 "{name}: ok: lab {:?}, {} VMs, {} bridges, {} links (format v{})",
@@ -68,12 +68,36 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<topology::Topology> {
     } else {
         Format::from_file_name(&name)
     };
-    parse_and_validate(&text, format)
+    parse_read_and_validate(&text, format, &mut source_reader(path))
         .map_err(|e| anyhow::anyhow!("{name} is invalid; nothing was changed:\n{e}"))
 }
 
+/// Reads a node file's `source` relative to the topology file `file`, at
+/// most `MAX_FILE_CONTENT` bytes (standard input has no directory).
+pub fn source_reader(file: &std::path::Path) -> impl FnMut(&str) -> Result<String, String> + '_ {
+    move |src| {
+        if file.as_os_str() == "-" {
+            return Err(
+                "a topology read from standard input has no directory to read it from".into(),
+            );
+        }
+        let dir = file.parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join(src);
+        let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let limit = topology::validate::MAX_FILE_CONTENT;
+        let mut text = String::new();
+        f.take(limit as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if text.len() > limit {
+            return Err(format!("{} is larger than {limit} bytes", path.display()));
+        }
+        Ok(text)
+    }
+}
+
 /// Reads at most MAX_FILE_BYTES (+1 to notice more); `None` when larger.
-fn read_limited(path: &std::path::Path) -> std::io::Result<Option<String>> {
+pub fn read_limited(path: &std::path::Path) -> std::io::Result<Option<String>> {
     let mut buf = Vec::new();
     let limit = MAX_FILE_BYTES as u64 + 1;
     if path.as_os_str() == "-" {

@@ -22,7 +22,7 @@ pub async fn handler(
     }
     let console = match service.engine.console(&lab, &vm) {
         Ok(c) => c,
-        Err(e) => return (StatusCode::CONFLICT, e.to_string()).into_response(),
+        Err(e) => return (StatusCode::CONFLICT, engine::report(&e)).into_response(),
     };
     ws.on_upgrade(move |socket| attach(socket, console))
 }

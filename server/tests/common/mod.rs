@@ -14,8 +14,16 @@ mod shared_image;
 /// The `tiny` image in `state`, as `minivm image build` leaves it (built
 /// once per test run, see `shared_image`).
 pub fn tiny_image(state: &Path) {
-    shared_image::tiny_image(state, |dir| {
+    shared_image::built_image(state, "tiny", |dir| {
         ok(minivm(dir, &["image", "build"]));
+    });
+}
+
+/// The `frr` image in `state`, as `minivm image build frr` leaves it (built
+/// once per test run, see `shared_image`).
+pub fn frr_image(state: &Path) {
+    shared_image::built_image(state, "frr", |dir| {
+        ok(minivm(dir, &["image", "build", "frr"]));
     });
 }
 
@@ -73,6 +81,31 @@ pub fn lab_file(dir: &Path, example: &str, lab: &str) -> PathBuf {
     )
     .unwrap();
     file
+}
+
+/// `examples/<example>.yaml` renamed to `lab`, written into `dir` with the
+/// example's directory of files (`examples/<example>/`, which its `source`
+/// fields name) beside it.
+pub fn lab_file_with_sources(dir: &Path, example: &str, lab: &str) -> PathBuf {
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example),
+        &dir.join(example),
+    );
+    lab_file(dir, example, lab)
+}
+
+/// Copies a directory's tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// Runs `down LAB --cleanup` when dropped.
