@@ -148,6 +148,7 @@ fn boot_measured(
         run_dir: vm.path().to_path_buf(),
         wait_for_serial: true,
         incoming: None,
+        warm: false,
     };
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")

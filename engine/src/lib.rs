@@ -38,6 +38,7 @@ pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod vm;
+pub mod warm;
 
 pub use error::report;
 pub use store::{LabEntry, LabStore, StoreError};

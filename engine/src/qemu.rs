@@ -50,14 +50,22 @@ pub struct VmSpec {
     /// Resume from this saved state (a migration stream in a file) instead
     /// of booting: the guest goes on where it was saved.
     pub incoming: Option<PathBuf>,
+    /// Tells the guest (fw_cfg `opt/org.minivm/warm`) to stop short of its
+    /// identity and wait: set when a warm image is made and on every clone
+    /// restored from one, so both have the same devices.
+    pub warm: bool,
 }
+
+/// The fw_cfg entry whose presence makes the built-in image's boot stop
+/// short of identity (a warm image is being made).
+pub const FW_CFG_WARM: &str = "opt/org.minivm/warm";
 
 /// TCG's translation cache per VM, in MiB (QEMU's default is 1024). The
 /// image bench measures RSS and boot time against it;
 /// `MINIVM_TCG_TB_MIB` overrides it for such measurements.
 pub const TCG_TB_MIB: u32 = 32;
 
-fn tcg_tb_mib() -> u32 {
+pub fn tcg_tb_mib() -> u32 {
     std::env::var("MINIVM_TCG_TB_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -141,6 +149,9 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
         ),
     ]);
     push(&["-serial", "chardev:serial0"]);
+    // Entropy from the host: the guest's generator is ready at boot (TCG's
+    // CPU has no RDRAND), and a warm clone's can be reseeded.
+    push(&["-device", "virtio-rng-pci"]);
     push(&["-device", "virtio-serial-pci,id=vser0"]);
     push(&[
         "-chardev",
@@ -171,6 +182,9 @@ pub fn argv(spec: &VmSpec) -> Vec<String> {
             "-fw_cfg",
             &format!("name={},file={}", crate::seed::FW_CFG_NAME, q(conf)),
         ]);
+    }
+    if spec.warm {
+        push(&["-fw_cfg", &format!("name={FW_CFG_WARM},string=1")]);
     }
     for (i, nic) in spec.nics.iter().enumerate() {
         let netdev = match nic.backend {
@@ -218,6 +232,7 @@ mod tests {
             run_dir: "/run/x".into(),
             wait_for_serial: true,
             incoming: None,
+            warm: false,
         }
     }
 
@@ -269,6 +284,17 @@ mod tests {
         assert_eq!(
             after(&argv(&s), "-incoming"),
             ["file:/s/vms/vm1/saved.state"]
+        );
+    }
+
+    #[test]
+    fn a_warm_image_and_its_clones_carry_the_warm_entry() {
+        let mut s = spec();
+        assert_eq!(after(&argv(&s), "-fw_cfg").len(), 1);
+        s.warm = true;
+        assert_eq!(
+            after(&argv(&s), "-fw_cfg")[1],
+            "name=opt/org.minivm/warm,string=1"
         );
     }
 

@@ -140,10 +140,23 @@ impl Qga {
         args: &[&str],
         timeout: Duration,
     ) -> Result<ExecResult, QgaError> {
-        let started = self.execute(
-            "guest-exec",
-            Some(json!({"path": path, "arg": args, "capture-output": true})),
-        )?;
+        self.exec_with_input(path, args, &[], timeout)
+    }
+
+    /// [`Qga::exec`] with `input` on the program's standard input.
+    pub fn exec_with_input(
+        &mut self,
+        path: &str,
+        args: &[&str],
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecResult, QgaError> {
+        let mut request = json!({"path": path, "arg": args, "capture-output": true});
+        if !input.is_empty() {
+            use base64::Engine as _;
+            request["input-data"] = json!(base64::engine::general_purpose::STANDARD.encode(input));
+        }
+        let started = self.execute("guest-exec", Some(request))?;
         let pid = started["pid"]
             .as_i64()
             .ok_or_else(|| QgaError::Protocol(started.to_string()))?;

@@ -107,6 +107,7 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
         run_dir: vm.path().to_path_buf(),
         wait_for_serial: true,
         incoming: None,
+        warm: false,
     };
     let child = Command::new("qemu-system-x86_64")
         .args(qemu::argv(&spec))

@@ -117,6 +117,7 @@ fn two_vms_on_a_bridge_ping_each_other() {
             run_dir: dir.clone(),
             wait_for_serial: true,
             incoming: None,
+            warm: false,
         };
         vms.push((
             Vm(vm::launch(

@@ -31,7 +31,7 @@ pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-amd64";
 /// guest has announced readiness. Dependencies come from each module's own
 /// `depends=` field.
 pub const GUEST_MODULE_GROUPS: &[(&str, &[&str])] = &[
-    ("net", &["virtio_net", "qemu_fw_cfg"]),
+    ("net", &["virtio_net", "qemu_fw_cfg", "virtio_rng"]),
     ("seed", &["vfat", "nls_cp437", "nls_ascii", "isofs"]),
     ("late", &["virtio_console", "button", "evdev"]),
 ];
@@ -46,6 +46,13 @@ const GUEST_INIT: &str = include_str!("../../guest/init");
 const GUEST_INITTAB: &str = include_str!("../../guest/inittab");
 const GUEST_RCS: &str = include_str!("../../guest/rcS");
 const GUEST_NETCONF: &str = include_str!("../../guest/netconf");
+const GUEST_CONFIGURE: &str = include_str!("../../guest/configure");
+const GUEST_IDENTITY: &str = include_str!("../../guest/identity");
+/// The version of the guest scripts above, recorded with each built image.
+/// 2: the root file system read-only until configured, warm images
+/// (`rcS` stops short of identity), `identity`, `reseed`, virtio-rng loaded
+/// with the network drivers (the generator is seeded at boot).
+pub const GUEST_VERSION: u32 = 2;
 const GUEST_FRR: &str = include_str!("../../guest/frr");
 const GUEST_ACPI_POWER: &str = include_str!("../../guest/acpi/PWRF/00000080");
 
@@ -266,6 +273,7 @@ fn build_in(
                 extra.join(", ")
             ),
         },
+        GUEST_VERSION,
     )
 }
 
@@ -598,6 +606,21 @@ fn assemble_root(
     write_file(
         &root.join("etc/minivm/netconf"),
         GUEST_NETCONF.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("etc/minivm/configure"),
+        GUEST_CONFIGURE.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("etc/minivm/identity"),
+        GUEST_IDENTITY.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("usr/lib/minivm/reseed"),
+        &super::reseed::executable(),
         0o755,
     )?;
     write_file(

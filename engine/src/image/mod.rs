@@ -6,6 +6,7 @@
 //! an overlay uses it.
 
 pub mod build;
+pub mod reseed;
 
 use std::fs;
 use std::io::Read;
@@ -84,6 +85,15 @@ pub struct ImageRecord {
     pub sha256: String,
     /// `built` or `imported from PATH`.
     pub source: String,
+    /// The version of minivm's guest scripts a built image carries (0 for
+    /// an imported image, or one built before versions were recorded):
+    /// warm starts need [`build::GUEST_VERSION`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub guest: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Formats `image import` accepts (converted to qcow2 on import).
@@ -214,14 +224,20 @@ impl ImageStore {
                     .arg(file)
                     .arg(&tmp),
             )?;
-            self.finish(name, &tmp, format!("imported from {shown}"))
+            self.finish(name, &tmp, format!("imported from {shown}"), 0)
         })();
         let _ = fs::remove_file(&tmp);
         result
     }
 
     /// Moves a finished qcow2 into place, read-only, with its record.
-    pub(crate) fn finish(&self, name: &str, tmp: &Path, source: String) -> Result<ImageRecord> {
+    pub(crate) fn finish(
+        &self,
+        name: &str,
+        tmp: &Path,
+        source: String,
+        guest: u32,
+    ) -> Result<ImageRecord> {
         let dest = self.path(name)?;
         let info = qemu_img_info(tmp)?;
         let record = ImageRecord {
@@ -231,6 +247,7 @@ impl ImageStore {
             file_size: fs::metadata(tmp).map_err(io_err("stat", tmp))?.len(),
             sha256: sha256_file(tmp)?,
             source,
+            guest,
         };
         fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
             .map_err(io_err("chmod", tmp))?;
@@ -257,9 +274,12 @@ impl ImageStore {
                 users,
             });
         }
+        let sha256 = self.get(name).map(|r| r.sha256).unwrap_or_default();
         let rp = self.record_path(name)?;
         fs::remove_file(&rp).map_err(io_err("remove", &rp))?;
         fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        // Its warm images go with it.
+        crate::warm::WarmStore::open(&self.state_dir).remove_image(name, &sha256);
         Ok(())
     }
 

@@ -259,6 +259,12 @@ impl Engine {
     }
 
     pub(super) fn start_vm(&self, t: &Topology, name: &str) -> Result<()> {
+        self.start_vm_as(t, name, !self.cold)
+    }
+
+    /// Starts a VM: from its own saved state if it has one, else (when
+    /// `warm_ok`) restored from the warm image of its shape, else cold.
+    fn start_vm_as(&self, t: &Topology, name: &str, warm_ok: bool) -> Result<()> {
         let lab = &t.name;
         self.check_reachable(name, &self.vm_dir(lab, name))?;
         let ns = Self::ns(t);
@@ -290,6 +296,22 @@ impl Engine {
         if resume.is_none() {
             discard_saved(&dir);
         }
+        // No saved state of its own: restored from the warm image of its
+        // shape (made now, with one cold boot, when there is none yet).
+        let warm = match (&resume, warm_ok) {
+            (None, true) => match self
+                .warm_shape(t, name)
+                .and_then(|shape| self.warm_image(&shape))
+            {
+                Ok(state) => Some(state),
+                Err(why) => {
+                    tracing::info!(vm = name, reason = %why, "cold boot");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let macs: Vec<_> = nics.iter().map(|n| n.mac).collect();
         for f in dir.boot_files() {
             let _ = fs::remove_file(f);
         }
@@ -305,7 +327,11 @@ impl Engine {
             nics,
             run_dir: dir.path().to_path_buf(),
             wait_for_serial: true,
-            incoming: resume.as_ref().map(|_| dir.saved_state()),
+            incoming: match &resume {
+                Some(_) => Some(dir.saved_state()),
+                None => warm.clone(),
+            },
+            warm: warm.is_some(),
         };
         // What the process is started with is recorded first: a QEMU found
         // running (by its tag) is then always matched with its hardware,
@@ -338,20 +364,33 @@ impl Engine {
                 discard_saved(&dir);
                 return self.start_vm(t, name);
             }
+        } else if let Some(state) = warm {
+            let cloned = self.wait_running(&dir, name).and_then(|()| {
+                let conf = fs::read_to_string(dir.fw_cfg_conf())
+                    .map_err(io("read", &dir.fw_cfg_conf()))?;
+                self.give_identity(&dir, &macs, &conf)
+                    .map_err(|why| LabError::vm(name, VmFault::Warm(why)))
+            });
+            match cloned {
+                Ok(()) => tracing::info!(vm = name, "warm start"),
+                Err(e) => {
+                    // The warm image is suspect: dropped (the next warm
+                    // start makes another), and this VM boots cold.
+                    tracing::warn!(vm = name, error = %crate::report(&e), "warm start failed; booting cold");
+                    self.stop_vm(lab, name, Duration::ZERO)?;
+                    if let Some(key) = state.parent().and_then(|p| p.file_name()) {
+                        self.warm.remove(&key.to_string_lossy());
+                    }
+                    return self.start_vm_as(t, name, false);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Waits until a resumed QEMU has loaded its saved state and runs, then
-    /// drops the state (the guest has moved on from it) and carries over
-    /// what belongs to the boot it continues: readiness, the setup record.
-    fn finish_resume(
-        &self,
-        dir: &super::VmDir,
-        name: &str,
-        pid: u32,
-        saved: &super::SavedState,
-    ) -> Result<()> {
+    /// Waits until a QEMU started with `-incoming` has loaded its state
+    /// and runs (a state saved paused is continued).
+    fn wait_running(&self, dir: &super::VmDir, name: &str) -> Result<()> {
         let fault = |why: String| LabError::vm(name, VmFault::Resume(why));
         let mut q = connect_qmp(&dir.qmp_socket()).map_err(|e| fault(e.to_string()))?;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -364,11 +403,11 @@ impl Engine {
                 .unwrap_or_default()
                 .to_string();
             match st.as_str() {
-                "running" => break,
+                "running" => return Ok(()),
                 "inmigrate" | "prelaunch" | "finish-migrate" | "postmigrate" | "paused"
                     if std::time::Instant::now() < deadline =>
                 {
-                    // A paused guest after the load (saved paused): go on.
+                    // A guest saved paused: go on once the load is done.
                     if st == "paused" {
                         let m = q
                             .execute("query-migrate")
@@ -386,6 +425,19 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Waits until a resumed QEMU has loaded its saved state and runs, then
+    /// drops the state (the guest has moved on from it) and carries over
+    /// what belongs to the boot it continues: readiness, the setup record.
+    fn finish_resume(
+        &self,
+        dir: &super::VmDir,
+        name: &str,
+        pid: u32,
+        saved: &super::SavedState,
+    ) -> Result<()> {
+        self.wait_running(dir, name)?;
         discard_saved(dir);
         // The guest's clock stood still while it was saved: set it again
         // through its agent, off the path of the start.

@@ -10,6 +10,8 @@
 //! | `stop.rs` | stopping one VM, `down` of a whole lab |
 //! | `guest.rs` | the guest side: console readers, readiness, `exec`, console tails |
 //! | `procs.rs` | the /proc scan that finds a lab's QEMUs by their process tag |
+//! | `saved.rs` | saved VM state: pause, save to a file (`stop --save`, snapshots) |
+//! | `warm.rs` | warm starts: making a warm image, a clone's identity |
 //!
 //! The executor and reconciler: observe what the host has of a lab, plan
 //! (`plan::plan`), apply each step, observe again. Level-triggered: `up`
@@ -27,6 +29,7 @@ mod procs;
 mod reconcile;
 mod saved;
 mod stop;
+mod warm;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -128,6 +131,8 @@ pub enum VmFault {
     Resume(String),
     #[error("cannot save its state: {0}")]
     Save(String),
+    #[error("warm start failed: {0}")]
+    Warm(String),
     #[error("cannot write its seed")]
     Seed(#[source] crate::process::ProcessError),
     #[error(transparent)]
@@ -227,6 +232,10 @@ pub struct Engine {
     /// The `minivm` program that runs a lab's relay (`minivm relay LAB`;
     /// default: this program).
     pub relay_program: PathBuf,
+    /// Boot every VM cold: no warm image is made or used (`--cold`).
+    pub cold: bool,
+    /// The warm images (`crate::warm`).
+    pub warm: crate::warm::WarmStore,
     /// VMs whose console this process reads (see `watch_console`).
     consoles: std::sync::Arc<
         std::sync::Mutex<
@@ -247,6 +256,8 @@ impl Engine {
                 .unwrap_or(2),
             qemu: PathBuf::from(vm::QEMU),
             relay_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("minivm")),
+            cold: false,
+            warm: crate::warm::WarmStore::open(state_dir),
             consoles: Default::default(),
         })
     }

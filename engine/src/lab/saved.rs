@@ -91,44 +91,7 @@ impl Paused {
     pub fn write_state(&mut self, path: &Path) -> Result<SavedState> {
         let name = self.vm.clone();
         let fault = |why: String| LabError::vm(&name, VmFault::Save(why));
-        let _ = fs::remove_file(path);
-        // A file takes the state as fast as QEMU writes it (the default cap
-        // is for networks).
-        let _ = self.qmp.execute_with(
-            "migrate-set-parameters",
-            serde_json::json!({"max-bandwidth": 8u64 << 30}),
-        );
-        self.qmp
-            .execute_with(
-                "migrate",
-                serde_json::json!({"uri": format!("file:{}", path.display())}),
-            )
-            .map_err(|e| fault(e.to_string()))?;
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let m = self
-                .qmp
-                .execute("query-migrate")
-                .map_err(|e| fault(e.to_string()))?;
-            match m["return"]["status"].as_str().unwrap_or_default() {
-                "completed" => break,
-                "failed" | "cancelled" => {
-                    let _ = fs::remove_file(path);
-                    return Err(fault(
-                        m["return"]["error-desc"]
-                            .as_str()
-                            .unwrap_or("no reason given")
-                            .to_string(),
-                    ));
-                }
-                _ if Instant::now() > deadline => {
-                    let _ = self.qmp.execute("migrate_cancel");
-                    let _ = fs::remove_file(path);
-                    return Err(fault("not written within 300 s".into()));
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        migrate_to_file(&mut self.qmp, path).map_err(fault)?;
         Ok(SavedState {
             hardware: self.started.hardware.clone(),
             seed_hash: self.started.seed_hash.clone(),
@@ -149,6 +112,43 @@ impl Paused {
     pub fn resume(mut self) {
         if let Err(e) = self.qmp.execute("cont") {
             tracing::warn!(vm = %self.vm, error = %e, "cannot resume a paused VM");
+        }
+    }
+}
+
+/// Has a paused QEMU write its state to `path` (QMP `migrate` to a file)
+/// and waits until it is whole; the file is removed on failure.
+pub(super) fn migrate_to_file(qmp: &mut Qmp, path: &Path) -> std::result::Result<(), String> {
+    let _ = fs::remove_file(path);
+    // A file takes the state as fast as QEMU writes it (the default cap is
+    // for networks).
+    let _ = qmp.execute_with(
+        "migrate-set-parameters",
+        serde_json::json!({"max-bandwidth": 8u64 << 30}),
+    );
+    qmp.execute_with(
+        "migrate",
+        serde_json::json!({"uri": format!("file:{}", path.display())}),
+    )
+    .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let m = qmp.execute("query-migrate").map_err(|e| e.to_string())?;
+        match m["return"]["status"].as_str().unwrap_or_default() {
+            "completed" => return Ok(()),
+            "failed" | "cancelled" => {
+                let _ = fs::remove_file(path);
+                return Err(m["return"]["error-desc"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_string());
+            }
+            _ if Instant::now() > deadline => {
+                let _ = qmp.execute("migrate_cancel");
+                let _ = fs::remove_file(path);
+                return Err("not written within 300 s".into());
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
 }

@@ -1,0 +1,318 @@
+//! Warm starts: making a warm image (one guest booted to the point just
+//! before identity, its memory saved) and handing a clone restored from it
+//! its identity. The shape, the store and the identity text are in
+//! `crate::warm`; a clone's launch is `apply.rs`'s `start_vm`.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use topology::net::Mac;
+
+use super::{Engine, VmDir};
+use crate::qemu::{Nic, NicBackend, VmSpec};
+use crate::warm::{Lookup, Shape, WarmRecord};
+
+/// How long a warm image's boot may take (the frr image under TCG on a
+/// busy machine is the slowest).
+const WARM_BOOT_LIMIT: Duration = Duration::from_secs(180);
+/// The line the guest prints when it has stopped short of identity.
+const WARM_MARKER: &str = "minivm: warm";
+
+impl Engine {
+    /// The shape `node` of `t` would be restored as, or why it cannot
+    /// start warm at all (an imported image, an image built before warm
+    /// starts).
+    pub(super) fn warm_shape(&self, t: &topology::Topology, name: &str) -> Result<Shape, String> {
+        let node = t.node(name).ok_or("not in the topology")?;
+        let image = t.node_image(node).unwrap_or_default();
+        let rec = self.images.get(image).map_err(|e| e.to_string())?;
+        if rec.guest < crate::image::build::GUEST_VERSION {
+            return Err(if rec.guest == 0 && !rec.source.starts_with("built") {
+                format!("image {image} is imported; only images minivm builds start warm")
+            } else {
+                format!(
+                    "image {image} was built before warm starts \
+                     (`minivm image rm {image}` and build it again to get them)"
+                )
+            });
+        }
+        Ok(Shape {
+            image: image.to_string(),
+            image_sha256: rec.sha256,
+            guest: rec.guest,
+            qemu: qemu_version(&self.qemu)?,
+            accel: self.accel.accel.name().to_string(),
+            tb_mib: crate::qemu::tcg_tb_mib(),
+            cpus: t.node_cpus(node),
+            memory_mib: t.node_memory_mib(node),
+            nics: topology::resolve::nics(t)
+                .get(name)
+                .map_or(0, |n| n.len()),
+        })
+    }
+
+    /// The warm image of `shape`'s saved state, made now when there is
+    /// none (one boot, under a lock so that VMs of one shape started
+    /// together make it once). `Err` is the reason to boot cold.
+    pub(super) fn warm_image(&self, shape: &Shape) -> Result<PathBuf, String> {
+        let key = shape.key();
+        if let Lookup::Found(p) = self.warm.lookup(shape) {
+            return Ok(p);
+        }
+        fs::create_dir_all(self.warm.dir()).map_err(|e| e.to_string())?;
+        let lock = self.warm.lock_path(&key);
+        let _held = crate::fsutil::lock_file(&lock, true)
+            .map_err(|e| format!("cannot lock {}: {e}", lock.display()))?;
+        // Made by another VM (or process) while this one waited.
+        let why = match self.warm.lookup(shape) {
+            Lookup::Found(p) => return Ok(p),
+            Lookup::Missing(why) => why,
+        };
+        tracing::info!(shape = %shape.describe(), reason = %why, "making a warm image (one cold boot)");
+        let made = self.make_warm_image(shape, &key);
+        made.map_err(|e| format!("{why}, and making one failed: {e}"))?;
+        let removed = self.warm.evict(crate::warm::WarmStore::cap_bytes(), &key);
+        if !removed.is_empty() {
+            tracing::info!(?removed, "warm images over the size cap removed");
+        }
+        Ok(self.warm.state(&key))
+    }
+
+    /// Boots one guest of `shape` (isolated NICs with placeholder
+    /// addresses, a throwaway overlay) up to its warm point and saves it.
+    fn make_warm_image(&self, shape: &Shape, key: &str) -> Result<(), String> {
+        let started = Instant::now();
+        let work = self
+            .warm
+            .dir()
+            .join(format!(".make-{key}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&work);
+        fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        let result = (|| {
+            self.give(&work).map_err(|e| e.to_string())?;
+            let dir = VmDir::new(work.clone());
+            self.images
+                .create_overlay(&shape.image, &dir.overlay())
+                .map_err(|e| e.to_string())?;
+            self.give(&dir.overlay()).map_err(|e| e.to_string())?;
+            // The devices a clone has: a seed disk and a fw_cfg entry (never
+            // read by a warm guest).
+            let placeholder = crate::seed::SeedFiles {
+                meta_data: String::new(),
+                user_data: String::new(),
+                network_config: String::new(),
+                minivm_conf: "hostname warm\n".into(),
+            };
+            crate::seed::write_vfat(&placeholder, &dir.seed()).map_err(|e| e.to_string())?;
+            fs::write(dir.fw_cfg_conf(), &placeholder.minivm_conf).map_err(|e| e.to_string())?;
+            let spec = VmSpec {
+                lab: ".warm".into(),
+                name: key.to_string(),
+                accel: self.accel.accel,
+                cpus: shape.cpus,
+                memory_mib: shape.memory_mib,
+                disk: dir.overlay(),
+                seed: Some(dir.seed()),
+                fw_cfg_config: Some(dir.fw_cfg_conf()),
+                nics: (0..shape.nics)
+                    .map(|i| Nic {
+                        mac: crate::warm::placeholder_mac(i),
+                        backend: NicBackend::Isolated,
+                    })
+                    .collect(),
+                run_dir: work.clone(),
+                wait_for_serial: true,
+                incoming: None,
+                warm: true,
+            };
+            let mut child = crate::vm::launch(&self.qemu, &spec, Vec::new(), self.run_as)
+                .map_err(|e| e.to_string())?;
+            let boot = (|| {
+                wait_warm_marker(&dir, &mut child)?;
+                // The agent answers: a clone can be handed its identity.
+                crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(30))
+                    .map_err(|e| format!("the guest agent: {e}"))?;
+                let mut q = crate::qmp::Qmp::connect(&dir.qmp_socket())
+                    .map_err(|e| format!("QMP: {e}"))?;
+                q.execute_with("stop", serde_json::json!({}))
+                    .map_err(|e| format!("QMP stop: {e}"))?;
+                let state = work.join("state");
+                super::saved::migrate_to_file(&mut q, &state)?;
+                let _ = q.execute("quit");
+                Ok::<_, String>(state)
+            })();
+            // The guest never runs on from its warm point.
+            let _ = child.kill();
+            let _ = child.wait();
+            let state = boot.map_err(|e| {
+                let log = fs::read_to_string(dir.qemu_log()).unwrap_or_default();
+                match log.trim() {
+                    "" => e,
+                    l => format!("{e} (QEMU: {l})"),
+                }
+            })?;
+            let bytes = fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
+            // Readable by the QEMU user of every clone.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&state, fs::Permissions::from_mode(0o644))
+                .map_err(|e| e.to_string())?;
+            fs::File::open(&state)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())?;
+            for f in [dir.overlay(), dir.seed(), dir.fw_cfg_conf()] {
+                let _ = fs::remove_file(f);
+            }
+            let dest = self.warm.path(key);
+            let _ = fs::remove_dir_all(&dest);
+            fs::rename(&work, &dest).map_err(|e| e.to_string())?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            let record = WarmRecord {
+                shape: shape.clone(),
+                bytes,
+                made_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                boot_secs: started.elapsed().as_secs_f64(),
+            };
+            crate::fsutil::write_atomic(
+                &self.warm.record_path(key),
+                serde_json::to_string(&record)
+                    .expect("serializes")
+                    .as_bytes(),
+            )
+            .map_err(|e| e.to_string())
+        })();
+        let _ = fs::remove_dir_all(&work);
+        result
+    }
+
+    /// Hands a clone, restored and running, its identity: the clock, then
+    /// `/etc/minivm/identity` with the host's random bytes, its addresses
+    /// and its minivm.conf on stdin. Returns when the guest is configured
+    /// and has said it is ready.
+    pub(super) fn give_identity(
+        &self,
+        dir: &VmDir,
+        macs: &[Mac],
+        minivm_conf: &str,
+    ) -> Result<(), String> {
+        let mut qga = crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(30))
+            .map_err(|e| format!("the guest agent: {e}"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        qga.execute("guest-set-time", Some(serde_json::json!({ "time": now })))
+            .map_err(|e| format!("setting the clock: {e}"))?;
+        let entropy = crate::warm::host_entropy(64).map_err(|e| e.to_string())?;
+        let conf = crate::warm::identity_conf(minivm_conf, macs, &entropy);
+        let r = qga
+            .exec_with_input(
+                "/etc/minivm/identity",
+                &[],
+                conf.as_bytes(),
+                Duration::from_secs(180),
+            )
+            .map_err(|e| format!("/etc/minivm/identity: {e}"))?;
+        if r.exit_code != 0 {
+            return Err(format!(
+                "/etc/minivm/identity exited with {}: {}{}",
+                r.exit_code, r.stdout, r.stderr
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the warm guest's serial console until it says it stopped short
+/// of identity; its last lines if it dies or takes too long.
+fn wait_warm_marker(dir: &VmDir, child: &mut std::process::Child) -> Result<(), String> {
+    let deadline = Instant::now() + WARM_BOOT_LIMIT;
+    let stream = loop {
+        match UnixStream::connect(dir.serial_socket()) {
+            Ok(s) => break s,
+            Err(e) => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Err(format!("QEMU exited ({st}) before its console opened"));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("no console: {e}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let mut line = Vec::new();
+    loop {
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return Err(format!("the console closed: {}", last(&tail))),
+            Ok(_) if line.ends_with(b"\n") => {
+                let text = String::from_utf8_lossy(&line).trim().to_string();
+                line.clear();
+                if text.contains(WARM_MARKER) {
+                    return Ok(());
+                }
+                tail.push_back(text);
+                if tail.len() > 5 {
+                    tail.pop_front();
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!("QEMU exited ({st}): {}", last(&tail)));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the guest did not reach its warm point within {WARM_BOOT_LIMIT:?}: {}",
+                last(&tail)
+            ));
+        }
+    }
+}
+
+fn last(tail: &std::collections::VecDeque<String>) -> String {
+    tail.iter().cloned().collect::<Vec<_>>().join(" | ")
+}
+
+/// `qemu-system-x86_64 --version`'s first line, asked once per binary.
+fn qemu_version(qemu: &std::path::Path) -> Result<String, String> {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, String>>> =
+        OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.lock().expect("not poisoned").get(qemu) {
+        return Ok(v.clone());
+    }
+    let out = std::process::Command::new(qemu)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{} --version: {e}", qemu.display()))?;
+    let v = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if !out.status.success() || v.is_empty() {
+        return Err(format!("{} --version gave no version", qemu.display()));
+    }
+    seen.lock()
+        .expect("not poisoned")
+        .insert(qemu.to_path_buf(), v.clone());
+    Ok(v)
+}
