@@ -98,7 +98,10 @@ impl Shape {
         } else if *qemu != self.qemu {
             Some(format!("QEMU changed ({qemu} → {})", self.qemu))
         } else if *accel != self.accel {
-            Some(format!("the accelerator changed ({accel} → {})", self.accel))
+            Some(format!(
+                "the accelerator changed ({accel} → {})",
+                self.accel
+            ))
         } else if *tb_mib != self.tb_mib {
             Some(format!(
                 "TCG's translation cache changed ({tb_mib} → {} MiB)",
@@ -250,9 +253,7 @@ impl WarmStore {
                 }
             }
         }
-        Lookup::Missing(why.unwrap_or_else(|| {
-            format!("no warm image of {} yet", shape.describe())
-        }))
+        Lookup::Missing(why.unwrap_or_else(|| format!("no warm image of {} yet", shape.describe())))
     }
 
     /// Removes one warm image (its record first).

@@ -55,7 +55,7 @@ pub fn executable() -> Vec<u8> {
     f.extend_from_slice(&64u16.to_le_bytes()); // section header size
     f.extend_from_slice(&0u16.to_le_bytes()); // no sections
     f.extend_from_slice(&0u16.to_le_bytes()); // no section names
-    // Program header: PT_LOAD, R+X, the whole file at LOAD_ADDR.
+                                              // Program header: PT_LOAD, R+X, the whole file at LOAD_ADDR.
     f.extend_from_slice(&1u32.to_le_bytes());
     f.extend_from_slice(&5u32.to_le_bytes());
     f.extend_from_slice(&0u64.to_le_bytes()); // offset

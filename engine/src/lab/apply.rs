@@ -66,6 +66,8 @@ impl Engine {
                 self.images.create_overlay(image, &tmp)?;
                 self.give(&tmp)?;
                 fs::rename(&tmp, &overlay).map_err(io("rename", &overlay))?;
+                crate::fsutil::write_atomic(&dir.pristine(), b"")
+                    .map_err(io("write", &dir.pristine()))?;
             }
             Action::WriteSeed { vm } => {
                 let dir = self.vm_files(lab, vm);
@@ -296,9 +298,21 @@ impl Engine {
         if resume.is_none() {
             discard_saved(&dir);
         }
-        // No saved state of its own: restored from the warm image of its
-        // shape (made now, with one cold boot, when there is none yet).
+        // No saved state of its own and a disk never booted: restored from
+        // the warm image of its shape (made now, with one cold boot, when
+        // there is none yet). A used disk is not what a warm image's memory
+        // has cached: that VM boots cold.
+        let pristine = dir.pristine().exists();
+        let _ = fs::remove_file(dir.pristine());
         let warm = match (&resume, warm_ok) {
+            (None, true) if !pristine => {
+                tracing::info!(
+                    vm = name,
+                    reason = "its disk was used by an earlier boot (a warm start needs a new VM;                               `stop --save` makes restarts fast)",
+                    "cold boot"
+                );
+                None
+            }
             (None, true) => match self
                 .warm_shape(t, name)
                 .and_then(|shape| self.warm_image(&shape))

@@ -110,6 +110,14 @@ impl VmDir {
         self.0.join("saved.json")
     }
 
+    /// Present while the overlay has never been booted: made with it,
+    /// removed at the first launch. Only a VM whose disk is still the base
+    /// image's content can be restored from a warm image (whose memory
+    /// caches that content).
+    pub fn pristine(&self) -> PathBuf {
+        self.0.join("pristine")
+    }
+
     /// Files of one boot, removed before the next.
     pub fn boot_files(&self) -> [PathBuf; 4] {
         [

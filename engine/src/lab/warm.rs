@@ -49,9 +49,7 @@ impl Engine {
             tb_mib: crate::qemu::tcg_tb_mib(),
             cpus: t.node_cpus(node),
             memory_mib: t.node_memory_mib(node),
-            nics: topology::resolve::nics(t)
-                .get(name)
-                .map_or(0, |n| n.len()),
+            nics: topology::resolve::nics(t).get(name).map_or(0, |n| n.len()),
         })
     }
 
@@ -60,18 +58,19 @@ impl Engine {
     /// together make it once). `Err` is the reason to boot cold.
     pub(super) fn warm_image(&self, shape: &Shape) -> Result<PathBuf, String> {
         let key = shape.key();
-        if let Lookup::Found(p) = self.warm.lookup(shape) {
-            return Ok(p);
-        }
+        // The first look names what changed (and removes the stale image).
+        let why = match self.warm.lookup(shape) {
+            Lookup::Found(p) => return Ok(p),
+            Lookup::Missing(why) => why,
+        };
         fs::create_dir_all(self.warm.dir()).map_err(|e| e.to_string())?;
         let lock = self.warm.lock_path(&key);
         let _held = crate::fsutil::lock_file(&lock, true)
             .map_err(|e| format!("cannot lock {}: {e}", lock.display()))?;
         // Made by another VM (or process) while this one waited.
-        let why = match self.warm.lookup(shape) {
-            Lookup::Found(p) => return Ok(p),
-            Lookup::Missing(why) => why,
-        };
+        if let Lookup::Found(p) = self.warm.lookup(shape) {
+            return Ok(p);
+        }
         tracing::info!(shape = %shape.describe(), reason = %why, "making a warm image (one cold boot)");
         let made = self.make_warm_image(shape, &key);
         made.map_err(|e| format!("{why}, and making one failed: {e}"))?;
@@ -136,8 +135,8 @@ impl Engine {
                 // The agent answers: a clone can be handed its identity.
                 crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(30))
                     .map_err(|e| format!("the guest agent: {e}"))?;
-                let mut q = crate::qmp::Qmp::connect(&dir.qmp_socket())
-                    .map_err(|e| format!("QMP: {e}"))?;
+                let mut q =
+                    crate::qmp::Qmp::connect(&dir.qmp_socket()).map_err(|e| format!("QMP: {e}"))?;
                 q.execute_with("stop", serde_json::json!({}))
                     .map_err(|e| format!("QMP stop: {e}"))?;
                 let state = work.join("state");

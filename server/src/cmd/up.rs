@@ -1,4 +1,4 @@
-//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS]`: validate,
+//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS] [--cold]`: validate,
 //! plan, apply, wait until every VM is ready. Exit 0 only when the lab is up.
 
 use std::path::{Path, PathBuf};
@@ -21,11 +21,16 @@ pub struct Args {
     /// Seconds to wait for every VM to be ready.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Boot every VM cold: no warm image is used or made (a VM's own saved
+    /// state is still resumed).
+    #[arg(long)]
+    cold: bool,
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let t = super::validate::load(&args.file)?;
-    let engine = super::engine(state_dir)?;
+    let mut engine = super::engine(state_dir)?;
+    engine.cold = args.cold;
     let labs = engine::LabStore::open(state_dir)?;
     if args.dry_run {
         // The same refusals as a real `up`, then the plan; nothing changes.

@@ -20,6 +20,10 @@ pub struct Args {
     /// Seconds to wait for a started VM to be ready.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Boot cold: no warm image is used or made (a saved state of the VM's
+    /// own is still resumed).
+    #[arg(long)]
+    cold: bool,
 }
 
 #[derive(clap::Args)]
@@ -54,13 +58,15 @@ pub fn run_stop(args: StopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             lab: args.lab,
             vms,
             timeout: 300,
+            cold: false,
         },
         state_dir,
     )
 }
 
 pub fn run(action: VmAction, args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let engine = super::engine(state_dir)?;
+    let mut engine = super::engine(state_dir)?;
+    engine.cold = args.cold;
     let t = super::stored_lab(state_dir, &args.lab, &args.vms)?;
     let vms: Vec<&str> = args.vms.iter().map(String::as_str).collect();
     engine::ops::run_vm_action(
