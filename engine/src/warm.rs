@@ -238,10 +238,10 @@ impl WarmStore {
         let key = shape.key();
         if self.record_path(&key).is_file() && self.state(&key).is_file() {
             // Recently used: kept longest under the cap.
-            let _ = fs::File::open(self.record_path(&key)).and_then(|f| {
-                f.set_modified(std::time::SystemTime::now())
-                    .or_else(|_| Ok(()))
-            });
+            let _ = fs::File::options()
+                .write(true)
+                .open(self.record_path(&key))
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Lookup::Found(self.state(&key));
         }
         let mut why = None;
