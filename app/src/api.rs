@@ -211,6 +211,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
         nodes: vec![],
         network_mode: Default::default(),
         mgmt: None,
+        tests: vec![],
     };
     host::store()?.put(&t, None).map_err(host::store_err)?;
     Ok(name)

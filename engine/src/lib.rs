@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod image;
 pub mod impair;
 pub mod lab;
+pub mod labtest;
 pub mod link;
 pub mod mgmt;
 pub use topology::lifecycle;

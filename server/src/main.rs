@@ -55,6 +55,8 @@ enum Command {
     Console(cmd::console::Args),
     /// Ping every pair of VMs the topology says can talk; exit 1 if any fails.
     Check(cmd::check::Args),
+    /// Run the lab's tests (its topology's `tests:`): pass/fail each, JUnit with --junit.
+    Test(cmd::labtest::Args),
     /// Change a NIC's link live: up/down, delay, jitter, loss, rate, ...
     Link(cmd::link::Args),
     /// Capture packets on a VM NIC or a network: lines, or pcap with -w.
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => cmd::exec::run(args, &cli.state_dir),
         Command::Console(args) => cmd::console::run(args, &cli.state_dir),
         Command::Check(args) => cmd::check::run(args, &cli.state_dir),
+        Command::Test(args) => cmd::labtest::run(args, &cli.state_dir),
     };
     match result {
         Ok(code) => code,

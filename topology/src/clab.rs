@@ -892,6 +892,7 @@ pub fn import(text: &str, opts: &Options, read: &mut Reader<'_>) -> Result<Impor
                 nat: true,
                 ports: mgmt_ports,
             }),
+            tests: Vec::new(),
         },
         report,
     })

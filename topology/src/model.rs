@@ -30,6 +30,64 @@ pub struct Topology {
     /// the host reaches, with port forwards from the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mgmt: Option<Mgmt>,
+    /// Lab tests: expectations run on demand (`minivm test`, the editor's
+    /// Tests panel); see [`crate::labtest`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<LabTest>,
+}
+
+/// One lab test: a ping or a command in a VM, and what is expected of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabTest {
+    /// Shown with the result; unique in the lab.
+    pub name: String,
+    /// Ping from a VM to a node (its first address) or an IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping: Option<PingTest>,
+    /// A command run in a VM by the guest agent (no shell: quotes group
+    /// words as a shell's would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecTest>,
+    /// `pass` (default): the ping answers, the command exits 0 (with
+    /// `stdout` in its output); `fail`: it does not.
+    #[serde(default, skip_serializing_if = "Expect::is_pass")]
+    pub expect: Expect,
+    /// Exec tests: text the command's output must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// Retried until it holds or this long has passed ("60s", "2m",
+    /// "500ms"); by default it is tried once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingTest {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecTest {
+    pub vm: String,
+    pub cmd: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    #[default]
+    Pass,
+    Fail,
+}
+
+impl Expect {
+    pub fn is_pass(&self) -> bool {
+        *self == Expect::Pass
+    }
 }
 
 /// The lab's management network (like containerlab's): see [`crate::mgmt`].

@@ -167,6 +167,7 @@ fn empty() -> Topology {
         nodes: Vec::new(),
         network_mode: Default::default(),
         mgmt: None,
+        tests: Vec::new(),
     }
 }
 

@@ -287,6 +287,7 @@ impl Validator {
         if t.version != crate::FORMAT_VERSION {
             self.push("version", version_message(t.version));
         }
+        self.problems.extend(crate::labtest::problems(t));
         self.name("name", &t.name);
         if let Some(d) = &t.defaults {
             self.image("defaults.image", d.image.as_deref());

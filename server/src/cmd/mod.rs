@@ -7,6 +7,7 @@ pub mod exec;
 pub mod export;
 pub mod image;
 pub mod import;
+pub mod labtest;
 pub mod link;
 pub mod serve;
 pub mod snapshot;
