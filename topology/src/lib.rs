@@ -18,6 +18,7 @@ pub mod net;
 pub mod parse;
 pub mod resolve;
 pub mod schema;
+pub mod templates;
 pub mod time;
 pub mod validate;
 pub mod words;
