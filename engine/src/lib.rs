@@ -38,6 +38,7 @@ pub mod service;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod templates;
 pub mod vm;
 pub mod warm;
 

@@ -65,6 +65,12 @@ enum Command {
     Import(cmd::import::Args),
     /// Export a lab in containerlab's format (a .clab.yml and its files).
     Export(cmd::export::Args),
+    /// Lab templates: list them; save a lab as one, import or remove yours.
+    Templates(cmd::templates::Args),
+    /// Make a lab from a template (`--set KEY=VALUE` for its parameters).
+    New(cmd::templates::NewArgs),
+    /// A lab as a Mermaid or Graphviz graph, or an SVG drawing.
+    Graph(cmd::templates::GraphArgs),
     /// Lab snapshots: every VM's disk and memory, saved and restored together.
     Snapshot(cmd::snapshot::Args),
     /// (internal) A lab's relay: impairments in user space where the kernel
@@ -99,6 +105,9 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => cmd::snapshot::run(args, &cli.state_dir),
         Command::Import(args) => cmd::import::run(args, &cli.state_dir),
         Command::Export(args) => cmd::export::run(args, &cli.state_dir),
+        Command::Templates(args) => cmd::templates::run(args, &cli.state_dir),
+        Command::New(args) => cmd::templates::run_new(args, &cli.state_dir),
+        Command::Graph(args) => cmd::templates::run_graph(args, &cli.state_dir),
         Command::Relay { lab } => topology::names::check_name(&lab)
             .map_err(|e| anyhow::anyhow!("lab name {lab:?} {e}"))
             .and_then(|_| {

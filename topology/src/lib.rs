@@ -9,6 +9,7 @@ pub mod capture;
 pub mod clab;
 pub mod events;
 pub mod examples;
+pub mod graph;
 pub mod labtest;
 pub mod lifecycle;
 pub mod mgmt;

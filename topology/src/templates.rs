@@ -263,12 +263,8 @@ pub fn instantiate_file(
     sets: &[(String, String)],
 ) -> Result<Topology, Vec<Problem>> {
     let v = values(template, &f.params, sets)?;
-    let mut value: Value = serde_json::to_value(&f.topology).map_err(|e| {
-        vec![Problem::new(
-            "topology",
-            format!("not a topology: {e}"),
-        )]
-    })?;
+    let mut value: Value = serde_json::to_value(&f.topology)
+        .map_err(|e| vec![Problem::new("topology", format!("not a topology: {e}"))])?;
     substitute(&mut value, &v);
     value["name"] = json!(lab);
     finish(value)
@@ -305,6 +301,19 @@ fn finish(value: Value) -> Result<Topology, Vec<Problem>> {
         crate::LoadError::Invalid(p) => p,
         other => vec![Problem::new("", other.to_string())],
     })
+}
+
+/// Reads a template file's text.
+pub fn parse_file(text: &str) -> Result<TemplateFile, String> {
+    if text.len() > crate::parse::MAX_FILE_BYTES {
+        return Err(format!("{} bytes is too large", text.len()));
+    }
+    serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+}
+
+/// A template file's text (YAML).
+pub fn to_text(f: &TemplateFile) -> String {
+    serde_yaml_ng::to_string(f).expect("a template serializes")
 }
 
 /// A lab saved as a template: its topology (positions and all) with a
@@ -602,8 +611,8 @@ mod tests {
 
     #[test]
     fn parameters_change_the_lab() {
-        let t = instantiate_builtin("star", "s", &[set("n", "7"), set("net", "10.99.0.0/16")])
-            .unwrap();
+        let t =
+            instantiate_builtin("star", "s", &[set("n", "7"), set("net", "10.99.0.0/16")]).unwrap();
         assert_eq!(t.nodes.len(), 7);
         assert_eq!(t.tests.len(), 6);
         assert_eq!(t.networks[0].subnet.as_deref(), Some("10.99.1.0/24"));
@@ -634,7 +643,10 @@ mod tests {
         let p = err("lan", &[set("net", "10.1.2.0/24")]);
         assert_eq!(p[0].path, "--set net");
         let p = err("lan", &[set("hosts", "3")]);
-        assert!(p[0].message.contains("no parameter \"hosts\" (it has net)"), "{p:?}");
+        assert!(
+            p[0].message.contains("no parameter \"hosts\" (it has net)"),
+            "{p:?}"
+        );
         let p = err("mesh", &[]);
         assert_eq!(p[0].path, "--template");
         let p = instantiate_builtin("lan", "Bad Name", &[]).unwrap_err();

@@ -12,6 +12,7 @@ pub mod link;
 pub mod serve;
 pub mod snapshot;
 pub mod status;
+pub mod templates;
 pub mod up;
 pub mod validate;
 pub mod vm;

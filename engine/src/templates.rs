@@ -1,0 +1,235 @@
+//! The user's lab templates: files under `<state>/templates/NAME.yaml`
+//! (format in `topology::templates`), beside the built-in ones. Listing,
+//! instantiating, saving a lab as a template (atomically) and removing one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use topology::templates::{self as tpl, Info, TemplateFile};
+use topology::{Problem, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("invalid template name {name:?}: {reason}")]
+    BadName {
+        name: String,
+        reason: topology::names::NameError,
+    },
+    #[error("{name:?} is a built-in template; save under another name")]
+    Builtin { name: String },
+    #[error("no template named {0:?}")]
+    NotFound(String),
+    #[error("template file {} is not a template: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
+    #[error("the template does not make a valid lab:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct TemplateStore {
+    dir: PathBuf,
+}
+
+impl TemplateStore {
+    pub fn open(state_dir: &Path) -> TemplateStore {
+        TemplateStore {
+            dir: state_dir.join("templates"),
+        }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, TemplateError> {
+        topology::names::check_name(name).map_err(|reason| TemplateError::BadName {
+            name: name.into(),
+            reason,
+        })?;
+        Ok(self.dir.join(format!("{name}.yaml")))
+    }
+
+    fn read(&self, name: &str) -> Result<TemplateFile, TemplateError> {
+        let path = self.path(name)?;
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TemplateError::NotFound(name.into()))
+            }
+            Err(source) => {
+                return Err(TemplateError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        tpl::parse_file(&text).map_err(|reason| TemplateError::BadFile { path, reason })
+    }
+
+    /// Built-in templates first, then the user's (unreadable files are
+    /// skipped with a warning).
+    pub fn list(&self) -> Vec<Info> {
+        let mut out = tpl::builtins();
+        let mut mine = Vec::new();
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let Some(name) = file.strip_suffix(".yaml") else {
+                    continue;
+                };
+                match self.read(name) {
+                    Ok(f) => mine.push(tpl::info_of_file(name, &f)),
+                    Err(e) => tracing::warn!(error = %e, "template skipped"),
+                }
+            }
+        }
+        mine.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(mine);
+        out
+    }
+
+    /// Lab `lab` from template `name` with `sets` applied, valid.
+    pub fn instantiate(
+        &self,
+        name: &str,
+        lab: &str,
+        sets: &[(String, String)],
+    ) -> Result<Topology, TemplateError> {
+        let invalid = |problems| TemplateError::Invalid { problems };
+        if tpl::builtins().iter().any(|b| b.name == name) {
+            return tpl::instantiate_builtin(name, lab, sets).map_err(invalid);
+        }
+        match self.read(name) {
+            Ok(f) => tpl::instantiate_file(name, &f, lab, sets).map_err(invalid),
+            Err(TemplateError::NotFound(_)) => Err(invalid(
+                tpl::instantiate_builtin(name, lab, sets).unwrap_err(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Saves `t` as template `name` (atomically); a built-in name is
+    /// refused, a user's template of that name replaced.
+    pub fn save(
+        &self,
+        name: &str,
+        t: &Topology,
+        description: &str,
+    ) -> Result<PathBuf, TemplateError> {
+        let path = self.path(name)?;
+        if tpl::builtins().iter().any(|b| b.name == name) {
+            return Err(TemplateError::Builtin { name: name.into() });
+        }
+        let desc = if description.trim().is_empty() {
+            format!("Saved from lab {}", t.name)
+        } else {
+            description.trim().to_string()
+        };
+        let text = tpl::to_text(&tpl::from_lab(t, &desc));
+        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
+            action: "create",
+            path: self.dir.clone(),
+            source,
+        })?;
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
+            TemplateError::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(path)
+    }
+
+    /// Adds a template from a file's text (shared by someone), checked
+    /// first: it must make a valid lab with its defaults.
+    pub fn import(&self, name: &str, text: &str) -> Result<PathBuf, TemplateError> {
+        let path = self.path(name)?;
+        if tpl::builtins().iter().any(|b| b.name == name) {
+            return Err(TemplateError::Builtin { name: name.into() });
+        }
+        let f: TemplateFile = tpl::parse_file(text).map_err(|reason| TemplateError::BadFile {
+            path: PathBuf::from("(import)"),
+            reason,
+        })?;
+        tpl::instantiate_file(name, &f, "check", &[])
+            .map_err(|problems| TemplateError::Invalid { problems })?;
+        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
+            action: "create",
+            path: self.dir.clone(),
+            source,
+        })?;
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
+            TemplateError::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(path)
+    }
+
+    /// Removes a user's template.
+    pub fn remove(&self, name: &str) -> Result<(), TemplateError> {
+        let path = self.path(name)?;
+        if tpl::builtins().iter().any(|b| b.name == name) {
+            return Err(TemplateError::Builtin { name: name.into() });
+        }
+        fs::remove_file(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => TemplateError::NotFound(name.into()),
+            _ => TemplateError::Io {
+                action: "remove",
+                path: path.clone(),
+                source,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_templates_list_instantiate_and_go() {
+        let d = tempfile::tempdir().unwrap();
+        let store = TemplateStore::open(d.path());
+        let t = store.instantiate("lan", "base", &[]).unwrap();
+        assert!(matches!(
+            store.save("lan", &t, ""),
+            Err(TemplateError::Builtin { .. })
+        ));
+        assert!(matches!(
+            store.save("../x", &t, ""),
+            Err(TemplateError::BadName { .. })
+        ));
+        store.save("my-lan", &t, "mine").unwrap();
+        let names: Vec<_> = store
+            .list()
+            .into_iter()
+            .map(|i| (i.name, i.builtin))
+            .collect();
+        assert!(names.contains(&("my-lan".into(), false)));
+        assert!(names.contains(&("star".into(), true)));
+        let copy = store.instantiate("my-lan", "copy", &[]).unwrap();
+        assert_eq!(copy.nodes, t.nodes);
+        assert!(matches!(
+            store.instantiate("nope", "x", &[]),
+            Err(TemplateError::Invalid { .. })
+        ));
+        assert!(matches!(
+            store.import(
+                "broken",
+                "description: x\ntopology: {version: 1, name: a, nodes: [{name: Bad}]}"
+            ),
+            Err(TemplateError::Invalid { .. })
+        ));
+        store.remove("my-lan").unwrap();
+        assert!(matches!(
+            store.remove("my-lan"),
+            Err(TemplateError::NotFound(_))
+        ));
+    }
+}
