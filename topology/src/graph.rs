@@ -118,9 +118,14 @@ pub fn dot(t: &Topology) -> String {
     s
 }
 
+/// A VM as drawn: name, x, y, whether it forwards (a router).
+type PlacedVm = (String, f64, f64, bool);
+/// A network as drawn: name, x, y.
+type PlacedNet = (String, f64, f64);
+
 /// Where each VM and network is drawn: its position, else a place on a
 /// circle.
-fn layout(t: &Topology) -> (Vec<(String, f64, f64, bool)>, Vec<(String, f64, f64)>) {
+fn layout(t: &Topology) -> (Vec<PlacedVm>, Vec<PlacedNet>) {
     let total = t.nodes.len() + t.networks.len();
     let mut k = 0;
     let mut place = |p: Option<&crate::model::Position>| {
