@@ -57,6 +57,19 @@ pub fn launch(
     taps: Vec<OwnedFd>,
     run_as: Option<RunAs>,
 ) -> Result<Child, VmError> {
+    launch_with(qemu_binary, spec, taps, run_as, false)
+}
+
+/// [`launch`], and with `tied` the QEMU is killed when the thread that
+/// started it ends (a warm image's guest: never left behind by a killed
+/// `up`).
+pub fn launch_with(
+    qemu_binary: &std::path::Path,
+    spec: &VmSpec,
+    taps: Vec<OwnedFd>,
+    run_as: Option<RunAs>,
+    tied: bool,
+) -> Result<Child, VmError> {
     let tap_nics = spec
         .nics
         .iter()
@@ -90,10 +103,15 @@ pub fn launch(
     let raw: Vec<i32> = taps.iter().map(|f| f.as_raw_fd()).collect();
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe calls (setsid, dup, dup2, fcntl) on fds the
-    // parent keeps open until spawn returns.
+    // parent keeps open until spawn returns; prctl is async-signal-safe too.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // After the change of user (std changes it before these
+            // closures), so the setting is kept through exec.
+            if tied && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // First move every fd above the target range, so that a source

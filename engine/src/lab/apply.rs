@@ -357,9 +357,14 @@ impl Engine {
         .expect("serializes");
         crate::fsutil::write_atomic(&dir.hardware(), started.as_bytes())
             .map_err(io("write", &dir.hardware()))?;
+        let _ = fs::remove_file(dir.identity_pending());
         let child = vm::launch(&self.qemu, &spec, taps, self.run_as)
             .map_err(|e| LabError::vm(name, e.into()))?;
         let pid = child.id();
+        if warm.is_some() {
+            crate::fsutil::write_atomic(&dir.identity_pending(), pid.to_string().as_bytes())
+                .map_err(io("write", &dir.identity_pending()))?;
+        }
         // The process belongs to its own session; nobody waits for it here.
         std::mem::forget(child);
         crate::fsutil::write_atomic(&dir.pidfile(), pid.to_string().as_bytes())
@@ -379,13 +384,7 @@ impl Engine {
                 return self.start_vm(t, name);
             }
         } else if let Some(state) = warm {
-            let cloned = self.wait_running(&dir, name).and_then(|()| {
-                let conf = fs::read_to_string(dir.fw_cfg_conf())
-                    .map_err(io("read", &dir.fw_cfg_conf()))?;
-                self.give_identity(&dir, &macs, &conf)
-                    .map_err(|why| LabError::vm(name, VmFault::Warm(why)))
-            });
-            match cloned {
+            match self.identify_clone(&dir, name, &macs) {
                 Ok(()) => tracing::info!(vm = name, "warm start"),
                 Err(e) => {
                     // The warm image is suspect: dropped (the next warm
@@ -400,6 +399,57 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A warm clone, launched: waits until it runs, hands it its identity,
+    /// and drops its `identity-pending` marker.
+    pub(super) fn identify_clone(
+        &self,
+        dir: &super::VmDir,
+        name: &str,
+        macs: &[topology::net::Mac],
+    ) -> Result<()> {
+        self.wait_running(dir, name)?;
+        let conf = fs::read_to_string(dir.fw_cfg_conf()).map_err(io("read", &dir.fw_cfg_conf()))?;
+        self.give_identity(dir, macs, &conf)
+            .map_err(|why| LabError::vm(name, VmFault::Warm(why)))?;
+        let _ = fs::remove_file(dir.identity_pending());
+        Ok(())
+    }
+
+    /// Hands their identity to the clones among `vms` whose start was cut
+    /// short (the marker names the QEMU that still runs); one that cannot
+    /// take it is stopped (its next start boots cold: its disk is used).
+    pub(super) fn finish_pending_identities(&self, t: &Topology, vms: &[&str]) -> Result<()> {
+        let t = &*topology::mgmt::effective(t);
+        let running = super::procs::running_qemus(&t.name);
+        let mut errors = Vec::new();
+        for vm in vms {
+            let dir = self.vm_files(&t.name, vm);
+            let Ok(text) = fs::read_to_string(dir.identity_pending()) else {
+                continue;
+            };
+            let pid: Option<u32> = text.trim().parse().ok();
+            if pid.is_none() || running.get(*vm).copied() != pid {
+                let _ = fs::remove_file(dir.identity_pending());
+                continue;
+            }
+            let macs: Vec<_> = topology::resolve::nics(t)
+                .get(*vm)
+                .map(|n| n.iter().map(|r| r.mac).collect())
+                .unwrap_or_default();
+            tracing::info!(
+                vm,
+                "a warm start was cut short: handing the clone its identity"
+            );
+            if let Err(e) = self.identify_clone(&dir, vm, &macs) {
+                tracing::warn!(vm, error = %crate::report(&e), "the clone cannot take its identity; stopping it");
+                let _ = self.stop_vm(&t.name, vm, std::time::Duration::ZERO);
+                let _ = fs::remove_file(dir.identity_pending());
+                errors.push(e);
+            }
+        }
+        LabError::combine(errors)
     }
 
     /// Waits until a QEMU started with `-incoming` has loaded its state

@@ -118,6 +118,13 @@ impl VmDir {
         self.0.join("pristine")
     }
 
+    /// Written (with the QEMU's pid) before a warm clone is launched,
+    /// removed once it has its identity: a clone found running with it was
+    /// cut short and is handed its identity by the next reconcile.
+    pub fn identity_pending(&self) -> PathBuf {
+        self.0.join("identity-pending")
+    }
+
     /// Files of one boot, removed before the next.
     pub fn boot_files(&self) -> [PathBuf; 4] {
         [

@@ -85,6 +85,17 @@ impl Engine {
     /// addresses, a throwaway overlay) up to its warm point and saves it.
     fn make_warm_image(&self, shape: &Shape, key: &str) -> Result<(), String> {
         let started = Instant::now();
+        // What a killed maker of this key left (the lock is ours now).
+        if let Ok(rd) = fs::read_dir(self.warm.dir()) {
+            for e in rd.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!(".make-{key}-"))
+                {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let work = self
             .warm
             .dir()
@@ -128,8 +139,9 @@ impl Engine {
                 incoming: None,
                 warm: true,
             };
-            let mut child = crate::vm::launch(&self.qemu, &spec, Vec::new(), self.run_as)
-                .map_err(|e| e.to_string())?;
+            let mut child =
+                crate::vm::launch_with(&self.qemu, &spec, Vec::new(), self.run_as, true)
+                    .map_err(|e| e.to_string())?;
             let boot = (|| {
                 wait_warm_marker(&dir, &mut child)?;
                 // The agent answers: a clone can be handed its identity.
