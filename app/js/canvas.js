@@ -31,6 +31,7 @@ const style = [
   { selector: '.capturing', style: { 'underlay-color': '#7048e8', 'underlay-opacity': 0.35, 'underlay-padding': 6 } },
   { selector: 'edge.failing', style: { 'line-color': '#d6336c', 'line-style': 'dashed', width: 3 } },
   { selector: 'edge.passing', style: { 'line-color': '#2f9e44' } },
+  { selector: '.test-failing', style: { 'underlay-color': '#d6336c', 'underlay-opacity': 0.35, 'underlay-padding': 8 } },
   { selector: ':selected', style: { 'border-color': '#1c7ed6', 'border-width': 4, 'line-color': '#1c7ed6' } },
   { selector: '.eh-handle', style: { 'background-color': '#1c7ed6', width: 10, height: 10, shape: 'ellipse', 'overlay-opacity': 0, 'border-width': 0 } },
   { selector: '.eh-hover', style: { 'background-color': '#1c7ed6' } },
@@ -140,6 +141,12 @@ export class Editor {
       },
       failing: () => cy.edges('.failing').map((e) => e.id()).sort(),
       capturing: () => cy.elements('.capturing').map((e) => e.id()).sort(),
+      highlighted: () => cy.elements('.test-failing').map((e) => e.id()).sort(),
+      // The size of the PNG the PNG button downloads.
+      pngSize: () => {
+        const bb = cy.elements().boundingBox();
+        return { w: bb.w, h: bb.h };
+      },
       // Where an edge's middle is on the page, and its label and data.
       edgePagePosition: (id) => {
         const e = cy.getElementById(id);
@@ -167,6 +174,8 @@ export class Editor {
       case 'draw_mode': return this.setDrawMode(m.on);
       case 'fit': return this.fit();
       case 'captures': return this.setCaptures(m.ids);
+      case 'highlight': return this.setHighlight(m.ids);
+      case 'png': return this.downloadPng(m.filename);
       default: throw new Error(`unknown message to the canvas: ${m.type}`);
     }
   }
@@ -241,6 +250,25 @@ export class Editor {
     this.cy.batch(() => {
       this.cy.elements().forEach((e) => e.toggleClass('capturing', on.has(e.id())));
     });
+  }
+
+  // What failing lab tests involve: VMs, bridges and links.
+  setHighlight(ids) {
+    const on = new Set(ids);
+    this.cy.batch(() => {
+      this.cy.elements().forEach((e) => e.toggleClass('test-failing', on.has(e.id())));
+    });
+  }
+
+  // The whole drawing (not only what is in view) as a PNG download.
+  downloadPng(filename) {
+    const uri = this.cy.png({ full: true, bg: '#ffffff', scale: 1 });
+    const a = document.createElement('a');
+    a.href = uri;
+    a.download = filename;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
   }
 
   setDrawMode(on) {

@@ -619,3 +619,118 @@ pub fn server_message(e: &ServerFnError) -> String {
         .unwrap_or(&s)
         .to_string()
 }
+
+/// A template as the gallery shows it: what `minivm templates` lists, and
+/// a small SVG picture of the lab it makes with its defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateCard {
+    pub info: topology::templates::Info,
+    pub svg: String,
+}
+
+/// The built-in templates and the user's (`<state>/templates/`).
+#[server(endpoint = "list_templates")]
+pub async fn list_templates() -> Result<Vec<TemplateCard>, ServerFnError> {
+    let s = host::service()?;
+    host::blocking(move || {
+        let store = engine::templates::TemplateStore::open(&s.engine.state_dir);
+        Ok(store
+            .list()
+            .into_iter()
+            .map(|info| {
+                let svg = store
+                    .instantiate(&info.name, "preview", &[])
+                    .map(|t| topology::graph::svg(&t, 0.3))
+                    .unwrap_or_default();
+                TemplateCard { info, svg }
+            })
+            .collect())
+    })
+    .await
+}
+
+/// A new lab `lab` from template `template` with `sets` (parameter,
+/// value) applied; stored, not started. Returns its name.
+#[server(endpoint = "create_from_template")]
+pub async fn create_from_template(
+    lab: String,
+    template: String,
+    sets: Vec<(String, String)>,
+) -> Result<String, ServerFnError> {
+    let s = host::service()?;
+    let t = host::blocking(move || {
+        engine::templates::TemplateStore::open(&s.engine.state_dir)
+            .instantiate(&template, &lab, &sets)
+            .map_err(host::bad_request)
+    })
+    .await?;
+    let s = host::service()?;
+    if s.store.get(&t.name).is_ok() {
+        return Err(host::bad_request(format!(
+            "a lab named {:?} exists already",
+            t.name
+        )));
+    }
+    s.store.put(&t, None).map_err(host::store_err)?;
+    Ok(t.name)
+}
+
+/// Saves a stored lab as a template of the user's.
+#[server(endpoint = "save_as_template")]
+pub async fn save_as_template(
+    lab: String,
+    name: String,
+    description: String,
+) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
+    host::blocking(move || {
+        engine::templates::TemplateStore::open(&s.engine.state_dir)
+            .save(&name, &t, &description)
+            .map(|_| ())
+            .map_err(host::bad_request)
+    })
+    .await
+}
+
+/// One lab test's result, as the Tests panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    pub exit_code: i32,
+    pub output: String,
+    pub attempts: u32,
+    pub seconds: f64,
+    /// What the test involves (highlighted on the canvas when it fails).
+    pub vms: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// Runs one test of a stored lab (the panel runs them all at once, each
+/// result shown as it comes).
+#[server(endpoint = "run_lab_test")]
+pub async fn run_lab_test(lab: String, name: String) -> Result<TestResult, ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
+    let planned = topology::labtest::plan(&t)
+        .into_iter()
+        .find(|p| p.name == name.trim())
+        .ok_or_else(|| host::not_found(format!("lab {lab:?} has no test named {name:?}")))?;
+    host::blocking(move || {
+        let o = engine::labtest::run_one(&s.engine, &lab, &planned);
+        Ok(TestResult {
+            name: o.name,
+            passed: o.passed,
+            expected: o.expected,
+            exit_code: o.exit_code,
+            output: o.output,
+            attempts: o.attempts,
+            seconds: o.seconds,
+            vms: o.vms,
+            networks: o.networks,
+        })
+    })
+    .await
+}

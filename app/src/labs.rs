@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{
-    create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs, rename_lab,
-    server_message, LabSummary,
+    create_from_template, create_lab, delete_lab, duplicate_lab, get_lab, import_lab, list_labs,
+    list_templates, rename_lab, server_message, LabSummary, TemplateCard,
 };
 use crate::editor::Editor;
 
@@ -266,6 +266,7 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                     "Delete"
                 </button>
             </div>
+            <Gallery name message go=Callback::new(go.clone()) />
             <details class="import">
                 <summary>"Import JSON or YAML, or a containerlab lab"</summary>
                 <input type="file" accept=".json,.yaml,.yml" node_ref=file_ref on:change=on_file />
@@ -298,5 +299,113 @@ fn LabManager(selected: Signal<Option<String>>, on_change: Callback<()>) -> impl
                     .map(|(ok, m)| view! { <pre class=if ok { "ok" } else { "error" }>{m}</pre> })
             }}
         </div>
+    }
+}
+
+/// "New from template": each template with a small picture of its lab, its
+/// description and its parameters; Create makes a lab of the name above.
+#[component]
+fn Gallery(
+    name: RwSignal<String>,
+    message: RwSignal<Option<(bool, String)>>,
+    go: Callback<String>,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let cards = Resource::new(
+        move || open.get(),
+        |open| async move {
+            if open {
+                list_templates().await
+            } else {
+                Ok(vec![])
+            }
+        },
+    );
+    let card = move |c: TemplateCard| {
+        let values: RwSignal<Vec<(String, String)>> = RwSignal::new(
+            c.info
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.default.clone()))
+                .collect(),
+        );
+        let template = c.info.name.clone();
+        let create = move |_| {
+            let lab = name.get_untracked().trim().to_string();
+            let template = template.clone();
+            let sets = values.get_untracked();
+            leptos::task::spawn_local(async move {
+                match create_from_template(lab, template.clone(), sets).await {
+                    Ok(lab) => {
+                        message.set(Some((true, format!("new from template {template}: done"))));
+                        name.set(String::new());
+                        go.run(lab);
+                    }
+                    Err(e) => message.set(Some((false, server_message(&e)))),
+                }
+            });
+        };
+        let params = c
+            .info
+            .params
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let title = p.description.clone();
+                view! {
+                    <label class="field" title=title>
+                        <span>{p.name.clone()}</span>
+                        <input
+                            class="template-param"
+                            data-param=p.name.clone()
+                            prop:value=move || {
+                                values.get().get(k).map(|(_, v)| v.clone()).unwrap_or_default()
+                            }
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                values.update(|vals| vals[k].1 = v.trim().to_string())
+                            }
+                        />
+                    </label>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="template-card" data-template=c.info.name.clone()>
+                <div class="template-picture" inner_html=c.svg></div>
+                <strong>{c.info.name.clone()}</strong>
+                <span class="muted">{if c.info.builtin { " built in" } else { " yours" }}</span>
+                <p class="template-description">{c.info.description.clone()}</p>
+                {params}
+                <button class="create-from-template" on:click=create>
+                    "Create"
+                </button>
+            </div>
+        }
+    };
+    view! {
+        <details class="templates" on:toggle=move |_| open.set(true)>
+            <summary>"New from template"</summary>
+            <p class="muted">"The lab takes the name typed above."</p>
+            <Suspense fallback=|| {
+                view! { <p class="muted">"Loading templates…"</p> }
+            }>
+                {move || {
+                    cards
+                        .get()
+                        .map(|r| match r {
+                            Ok(list) => {
+                                view! {
+                                    <div class="template-gallery">
+                                        {list.into_iter().map(card).collect_view()}
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </details>
     }
 }

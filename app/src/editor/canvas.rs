@@ -93,6 +93,14 @@ pub enum ToCanvas {
     Captures {
         ids: Vec<String>,
     },
+    /// What failing lab tests involve (element ids), highlighted.
+    Highlight {
+        ids: Vec<String>,
+    },
+    /// Download the whole drawing as a PNG file.
+    Png {
+        filename: String,
+    },
 }
 
 impl Ed {
@@ -269,6 +277,19 @@ pub(super) fn mount(
         n
     });
     Effect::new(move |_| send(ToCanvas::DrawMode { on: draw.get() }));
+    Effect::new(move |_| {
+        let ids = super::tests::highlighted(&ed.topo.get(), &ed.test_results.get());
+        send(ToCanvas::Highlight { ids });
+    });
+    Effect::new(move |prev: Option<u32>| {
+        let n = ed.png.get();
+        if prev.is_some() {
+            send(ToCanvas::Png {
+                filename: format!("{}.png", ed.topo.get_untracked().name),
+            });
+        }
+        n
+    });
     Effect::new(move |_| {
         let _ = ed.topo.get();
         let mut ids: Vec<String> = ed

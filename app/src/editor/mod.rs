@@ -10,6 +10,8 @@
 //! | `capture.rs` | packet captures: tabs, the live packet table, filter, pause, stop, download |
 //! | `link.rs` | a link's panel: up/down, impairments, presets, applied live |
 //! | `setup.rs` | a VM's files (written at boot) and exec commands (run once ready) |
+//! | `snapshots.rs` | lab snapshots: take, list, restore, delete |
+//! | `tests.rs` | the lab's tests: edit, run (each result live), failing ones highlighted |
 
 mod canvas;
 mod capture;
@@ -19,6 +21,7 @@ mod link;
 mod props;
 mod setup;
 mod snapshots;
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -64,6 +67,12 @@ struct Ed {
     capture_open: RwSignal<Option<String>>,
     /// The Snapshots panel is open below the canvas.
     snapshots_open: RwSignal<bool>,
+    /// The Tests panel is open below the canvas, and the last run's
+    /// results by test name.
+    tests_open: RwSignal<bool>,
+    test_results: RwSignal<BTreeMap<String, tests::TestState>>,
+    /// Bumped to have the canvas download itself as a PNG.
+    png: RwSignal<u32>,
     /// Told after each save (the lab list refreshes).
     on_saved: Callback<()>,
 }
@@ -278,6 +287,9 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         captures: RwSignal::new(vec![]),
         capture_open: RwSignal::new(None),
         snapshots_open: RwSignal::new(false),
+        tests_open: RwSignal::new(false),
+        test_results: RwSignal::new(BTreeMap::new()),
+        png: RwSignal::new(0),
         on_saved,
     };
     // In the browser only (effects do not run on the server).
@@ -295,6 +307,13 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         let t = ed.topo.get_untracked();
         #[cfg(feature = "hydrate")]
         graph::js::download_text(&format!("{}.json", t.name), &topology::to_json(&t));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = t;
+    };
+    let export_svg = move |_| {
+        let t = ed.topo.get_untracked();
+        #[cfg(feature = "hydrate")]
+        graph::js::download_text(&format!("{}.svg", t.name), &topology::graph::svg(&t, 1.0));
         #[cfg(not(feature = "hydrate"))]
         let _ = t;
     };
@@ -349,6 +368,15 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 </button>
                 <button class="export" on:click=export>
                     "Export JSON"
+                </button>
+                <button class="export-png" on:click=move |_| ed.png.update(|n| *n += 1)>
+                    "PNG"
+                </button>
+                <button class="export-svg" on:click=export_svg>
+                    "SVG"
+                </button>
+                <button class="tests-open" on:click=move |_| ed.tests_open.update(|o| *o = !*o)>
+                    "Tests"
                 </button>
                 <button
                     class="check-lab"
@@ -505,6 +533,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 (ed.capture_open.get().is_some()).then(|| view! { <capture::CapturePanel ed /> })
             }}
             {move || ed.snapshots_open.get().then(|| view! { <snapshots::SnapshotsPanel ed /> })}
+            {move || ed.tests_open.get().then(|| view! { <tests::TestsPanel ed /> })}
             {
                 let lab = name.clone();
                 move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm /> })
