@@ -30,6 +30,7 @@ pub fn add_vm(t: &mut Topology, x: f64, y: f64) -> String {
         files: vec![],
         exec: vec![],
         position: Some(Position { x, y }),
+        kind: None,
     });
     name
 }

@@ -872,6 +872,11 @@ pub fn import(text: &str, opts: &Options, read: &mut Reader<'_>) -> Result<Impor
             exec,
             mgmt_address: r.mgmt_ipv4.clone(),
             position: None,
+            kind: Some(if is_frr {
+                crate::model::DeviceKind::Router
+            } else {
+                crate::model::DeviceKind::Host
+            }),
         });
     }
     Ok(Imported {

@@ -16,6 +16,7 @@ pub mod mgmt;
 pub mod model;
 pub mod names;
 pub mod net;
+pub mod nodetpl;
 pub mod parse;
 pub mod resolve;
 pub mod schema;

@@ -182,6 +182,42 @@ pub struct Node {
     pub exec: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    /// What kind of device it is (host, router, switch, server): the
+    /// editor draws each with its own icon. Changes nothing in the VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DeviceKind>,
+}
+
+/// A kind of device, as GNS3 and CML users expect to see it drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Host,
+    Router,
+    Switch,
+    Server,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 4] = [
+        DeviceKind::Host,
+        DeviceKind::Router,
+        DeviceKind::Switch,
+        DeviceKind::Server,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Host => "host",
+            DeviceKind::Router => "router",
+            DeviceKind::Switch => "switch",
+            DeviceKind::Server => "server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.name() == s)
+    }
 }
 
 /// A file written into a guest at boot: its text in `content`, or in a file
