@@ -10,6 +10,17 @@ import edgehandles from 'cytoscape-edgehandles';
 
 cytoscape.use(edgehandles);
 
+// White line drawings of each kind of device, drawn over the node's colour.
+const GLYPHS = {
+  router: '<path d="M6 20h28M20 6v28M29 15l5 5-5 5M11 15l-5 5 5 5M15 11l5-5 5 5M15 29l5 5 5-5"/>',
+  switch: '<path d="M6 14h26M27 9l5 5-5 5M34 26H8M13 21l-5 5 5 5"/>',
+  server: '<path d="M9 8h22v8H9zM9 19h22v8H9zM13 12h2M13 23h2M9 30h22"/>',
+  host: '<path d="M7 9h26v17H7zM20 26v5M13 33h14"/>',
+};
+const glyph = (paths) =>
+  'data:image/svg+xml;utf8,' +
+  encodeURIComponent(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40" fill="none" stroke="#ffffff" stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round">${paths}</svg>`);
+
 const STATE_COLOURS = {
   defined: '#9aa5b1', stopped: '#9aa5b1', starting: '#e0a030', running: '#2f9e44',
   crashed: '#d6336c',
@@ -22,6 +33,11 @@ const style = [
   { selector: 'node[state = "running"]', style: { 'background-color': '#2f9e44' } },
   { selector: 'node[state = "crashed"]', style: { 'background-color': '#d6336c' } },
   { selector: 'node[state = "starting"]', style: { 'background-color': '#e0a030' } },
+  // Device kinds: a shape and a white glyph over the state's colour.
+  { selector: 'node[device = "router"]', style: { shape: 'ellipse', width: 42, height: 42, 'background-image': glyph(GLYPHS.router), 'background-fit': 'contain' } },
+  { selector: 'node[device = "switch"]', style: { shape: 'rectangle', width: 54, height: 30, 'background-image': glyph(GLYPHS.switch), 'background-fit': 'contain' } },
+  { selector: 'node[device = "server"]', style: { shape: 'round-rectangle', width: 32, height: 44, 'background-image': glyph(GLYPHS.server), 'background-fit': 'contain' } },
+  { selector: 'node[device = "host"]', style: { 'background-image': glyph(GLYPHS.host), 'background-fit': 'contain' } },
   { selector: 'node[kind = "bridge"]', style: { shape: 'ellipse', width: 30, height: 30, 'background-color': '#e0a030', 'border-width': 2, 'border-color': '#a86f10' } },
   { selector: 'edge', style: { width: 2, 'line-color': '#8a9bb0', label: 'data(label)', 'font-size': 10, 'text-rotation': 'autorotate', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'curve-style': 'bezier' } },
   // An impaired link is dashed; a link set down looks cut (dotted, faded).
@@ -82,15 +98,18 @@ export class Editor {
       clearTimeout(this.selTimer);
       this.selTimer = setTimeout(selection, 0);
     });
-    // Palette: HTML drag and drop onto the canvas.
-    for (const item of document.querySelectorAll('[data-palette]')) {
-      item.addEventListener('dragstart', (e) => e.dataTransfer.setData('text/plain', item.dataset.palette));
-    }
+    // Palette: HTML drag and drop onto the canvas (node templates come and
+    // go, so the page listens, not each item).
+    this.onDragStart = (e) => {
+      const item = e.target.closest?.('[data-palette]');
+      if (item) e.dataTransfer.setData('text/plain', item.dataset.palette);
+    };
+    document.addEventListener('dragstart', this.onDragStart);
     container.addEventListener('dragover', (e) => e.preventDefault());
     container.addEventListener('drop', (e) => {
       e.preventDefault();
       const kind = e.dataTransfer.getData('text/plain');
-      if (kind !== 'vm' && kind !== 'bridge') return;
+      if (kind !== 'vm' && kind !== 'bridge' && !kind.startsWith('tpl:')) return;
       const r = container.getBoundingClientRect();
       const pan = cy.pan();
       const zoom = cy.zoom();
@@ -159,6 +178,7 @@ export class Editor {
         return { label: e.data('label'), impaired: !!e.data('impaired'), down: !!e.data('down') };
       },
       state: (vm) => cy.getElementById(`vm:${vm}`).data('state') ?? null,
+      device: (vm) => cy.getElementById(`vm:${vm}`).data('device') ?? null,
       ids: () => cy.elements().map((e) => e.id()),
     };
   }
@@ -282,6 +302,7 @@ export class Editor {
 
   destroy() {
     document.removeEventListener('keydown', this.onKey);
+    document.removeEventListener('dragstart', this.onDragStart);
     this.cy.destroy();
   }
 }

@@ -734,3 +734,59 @@ pub async fn run_lab_test(lab: String, name: String) -> Result<TestResult, Serve
     })
     .await
 }
+
+/// The palette's node templates: built-in presets, then the user's.
+#[server(endpoint = "list_node_templates")]
+pub async fn list_node_templates() -> Result<Vec<topology::nodetpl::NodeTemplate>, ServerFnError> {
+    let s = host::service()?;
+    host::blocking(move || {
+        Ok(engine::templates::NodeTemplateStore::open(&s.engine.state_dir).list())
+    })
+    .await
+}
+
+/// Saves a VM's settings (the node as the editor has it, JSON) as node
+/// template `name` of kind `kind`.
+#[server(endpoint = "save_node_template")]
+pub async fn save_node_template(
+    node_json: String,
+    name: String,
+    kind: String,
+) -> Result<(), ServerFnError> {
+    let node: topology::Node = serde_json::from_str(&node_json).map_err(host::bad_request)?;
+    let kind = topology::DeviceKind::parse(&kind).ok_or_else(|| {
+        host::bad_request(format!(
+            "kind: {kind:?} is not host, router, switch or server"
+        ))
+    })?;
+    let tpl = topology::nodetpl::from_node(&name, kind, &node);
+    let s = host::service()?;
+    host::blocking(move || {
+        engine::templates::NodeTemplateStore::open(&s.engine.state_dir)
+            .save(&tpl)
+            .map_err(host::bad_request)
+    })
+    .await
+}
+
+/// Renames (`to` given) or deletes (`to` empty) one of the user's node
+/// templates, or imports one from its exported JSON (`name` empty, the
+/// JSON in `to`).
+#[server(endpoint = "change_node_template")]
+pub async fn change_node_template(name: String, to: String) -> Result<String, ServerFnError> {
+    let s = host::service()?;
+    host::blocking(move || {
+        let store = engine::templates::NodeTemplateStore::open(&s.engine.state_dir);
+        if name.is_empty() {
+            return store.import(&to).map_err(host::bad_request);
+        }
+        let to = to.trim().to_string();
+        if to.is_empty() {
+            store.remove(&name).map_err(host::bad_request)?;
+        } else {
+            store.rename(&name, &to).map_err(host::bad_request)?;
+        }
+        Ok(to)
+    })
+    .await
+}

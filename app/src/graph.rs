@@ -57,6 +57,9 @@ pub fn elements(t: &Topology) -> Value {
             "group": "nodes",
             "data": { "id": vm_id(&node.name), "label": node.name, "kind": "vm" },
         });
+        if let Some(k) = node.kind {
+            e["data"]["device"] = json!(k.name());
+        }
         if let Some(p) = node.position {
             e["position"] = json!({ "x": p.x, "y": p.y });
         }

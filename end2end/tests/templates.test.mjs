@@ -97,3 +97,46 @@ test('the drawing exports as a PNG of its drawn size and an SVG naming every nod
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a VM saved as a node template is dragged onto another lab, renamed, exported, deleted and imported', { timeout: 180_000 }, async () => {
+  const { page, errors } = await openApp(browser, `${server.url}/?lab=${LAB}`);
+  await graphOf(page, LAB);
+  // The built-in presets are in the palette.
+  await page.waitForSelector('.palette-item[data-palette="tpl:host"]');
+  await page.waitForSelector('.palette-item[data-palette="tpl:frr-router"]');
+  const p = await page.evaluate(() => window.__minivmGraph.pagePosition('vm:h1'));
+  await page.mouse.click(p.x, p.y);
+  await page.click('.vm-props .save-node-template > summary');
+  await page.fill('.vm-props .node-template-name', 'edge-host');
+  await page.selectOption('.vm-props .node-template-kind', 'server');
+  await page.click('.vm-props .save-node-template-button');
+  await page.waitForSelector('.palette-item[data-palette="tpl:edge-host"]');
+
+  // Another lab: the template dragged onto its canvas is a server VM.
+  await page.fill('.lab-name', 'tpl-e2e-other');
+  await page.click('.new-lab');
+  await page.waitForURL('**/?lab=tpl-e2e-other');
+  await graphOf(page, 'tpl-e2e-other');
+  await page.waitForSelector('.palette-item[data-palette="tpl:edge-host"]');
+  await page.dragAndDrop('.palette-item[data-palette="tpl:edge-host"]', '.canvas', { targetPosition: { x: 200, y: 150 } });
+  await page.waitForFunction(() => window.__minivmGraph.counts().vms === 1);
+  assert.equal(await page.evaluate(() => window.__minivmGraph.device('vm1')), 'server');
+  await page.click('.save');
+  await page.waitForSelector('.save:has-text("Saved")');
+
+  // Renamed, exported, deleted, imported back.
+  page.once('dialog', (d) => d.accept('core-host'));
+  await page.click('.palette-tpl[data-template="edge-host"] .rename-tpl');
+  await page.waitForSelector('.palette-item[data-palette="tpl:core-host"]');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.palette-tpl[data-template="core-host"] .export-tpl')]);
+  const exported = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+  assert.equal(exported.name, 'core-host');
+  assert.equal(exported.kind, 'server');
+  page.once('dialog', (d) => d.accept());
+  await page.click('.palette-tpl[data-template="core-host"] .delete-tpl');
+  await page.waitForSelector('.palette-tpl[data-template="core-host"]', { state: 'detached' });
+  await page.setInputFiles('.import-tpl input', await dl.path());
+  await page.waitForSelector('.palette-item[data-palette="tpl:core-host"]');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -233,3 +233,147 @@ mod tests {
         ));
     }
 }
+
+/// The user's node templates: `<state>/node-templates/NAME.json`, beside
+/// the built-in presets.
+pub struct NodeTemplateStore {
+    dir: PathBuf,
+}
+
+impl NodeTemplateStore {
+    pub fn open(state_dir: &Path) -> NodeTemplateStore {
+        NodeTemplateStore {
+            dir: state_dir.join("node-templates"),
+        }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, TemplateError> {
+        topology::names::check_name(name).map_err(|reason| TemplateError::BadName {
+            name: name.into(),
+            reason,
+        })?;
+        if topology::nodetpl::builtins().iter().any(|b| b.name == name) {
+            return Err(TemplateError::Builtin { name: name.into() });
+        }
+        Ok(self.dir.join(format!("{name}.json")))
+    }
+
+    /// Built-in presets first, then the user's by name (unreadable files
+    /// skipped with a warning).
+    pub fn list(&self) -> Vec<topology::nodetpl::NodeTemplate> {
+        let mut out = topology::nodetpl::builtins();
+        let mut mine = Vec::new();
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let Ok(text) = fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                match topology::nodetpl::parse(&text) {
+                    Ok(t) => mine.push(t),
+                    Err(p) => {
+                        tracing::warn!(file = %e.path().display(), problems = ?p, "node template skipped")
+                    }
+                }
+            }
+        }
+        mine.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(mine);
+        out
+    }
+
+    /// Saves (or replaces) one of the user's, checked first.
+    pub fn save(&self, tpl: &topology::nodetpl::NodeTemplate) -> Result<(), TemplateError> {
+        let path = self.path(&tpl.name)?;
+        let problems = topology::nodetpl::problems(tpl);
+        if !problems.is_empty() {
+            return Err(TemplateError::Invalid { problems });
+        }
+        let mut tpl = tpl.clone();
+        tpl.builtin = false;
+        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
+            action: "create",
+            path: self.dir.clone(),
+            source,
+        })?;
+        let text = serde_json::to_string_pretty(&tpl).expect("serializes");
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| TemplateError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// Adds one exported as JSON by someone.
+    pub fn import(&self, text: &str) -> Result<String, TemplateError> {
+        let tpl = topology::nodetpl::parse(text)
+            .map_err(|problems| TemplateError::Invalid { problems })?;
+        self.save(&tpl)?;
+        Ok(tpl.name)
+    }
+
+    /// Renames one of the user's (refused onto an existing name).
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), TemplateError> {
+        let (old, new) = (self.path(from)?, self.path(to)?);
+        if new.exists() {
+            return Err(TemplateError::Invalid {
+                problems: vec![Problem::new("name", format!("{to:?} exists already"))],
+            });
+        }
+        let mut tpl = self
+            .list()
+            .into_iter()
+            .find(|t| t.name == from && !t.builtin)
+            .ok_or_else(|| TemplateError::NotFound(from.into()))?;
+        tpl.name = to.to_string();
+        self.save(&tpl)?;
+        fs::remove_file(&old).map_err(|source| TemplateError::Io {
+            action: "remove",
+            path: old,
+            source,
+        })
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), TemplateError> {
+        let path = self.path(name)?;
+        fs::remove_file(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => TemplateError::NotFound(name.into()),
+            _ => TemplateError::Io {
+                action: "remove",
+                path: path.clone(),
+                source,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    #[test]
+    fn node_templates_save_rename_import_and_go() {
+        let d = tempfile::tempdir().unwrap();
+        let store = NodeTemplateStore::open(d.path());
+        let mut tpl = topology::nodetpl::builtins()[1].clone();
+        assert!(matches!(
+            store.save(&tpl),
+            Err(TemplateError::Builtin { .. })
+        ));
+        tpl.name = "edge".into();
+        store.save(&tpl).unwrap();
+        store.rename("edge", "core").unwrap();
+        let names: Vec<_> = store.list().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["host", "frr-router", "core"]);
+        let exported = serde_json::to_string(&store.list()[2]).unwrap();
+        store.remove("core").unwrap();
+        assert_eq!(store.import(&exported).unwrap(), "core");
+        assert!(matches!(
+            store.import(r#"{"name": "x", "kind": "host", "memory_mib": 1}"#),
+            Err(TemplateError::Invalid { .. })
+        ));
+        assert!(matches!(
+            store.remove("gone"),
+            Err(TemplateError::NotFound(_))
+        ));
+    }
+}

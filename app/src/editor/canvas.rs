@@ -13,12 +13,38 @@ use super::Ed;
 use crate::edit;
 use crate::graph::{self, parse_id, Element};
 
-/// What the palette offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What the palette offers: a bare VM, a bridge, or a VM made from a node
+/// template (`tpl:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum PaletteItem {
     Vm,
     Bridge,
+    Template(String),
+}
+
+impl TryFrom<String> for PaletteItem {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "vm" => Ok(PaletteItem::Vm),
+            "bridge" => Ok(PaletteItem::Bridge),
+            _ => s
+                .strip_prefix("tpl:")
+                .map(|n| PaletteItem::Template(n.to_string()))
+                .ok_or_else(|| format!("{s:?} is not in the palette")),
+        }
+    }
+}
+
+impl From<PaletteItem> for String {
+    fn from(p: PaletteItem) -> String {
+        match p {
+            PaletteItem::Vm => "vm".into(),
+            PaletteItem::Bridge => "bridge".into(),
+            PaletteItem::Template(n) => format!("tpl:{n}"),
+        }
+    }
 }
 
 /// What the user did on the canvas.
@@ -110,10 +136,21 @@ impl Ed {
         match msg {
             FromCanvas::Drop { what, x, y } => {
                 let mut id = String::new();
+                let templates = self.node_templates.get_untracked();
                 self.edit(|t| {
                     id = match what {
                         PaletteItem::Vm => graph::vm_id(&edit::add_vm(t, x, y)),
                         PaletteItem::Bridge => graph::bridge_id(&edit::add_bridge(t, x, y)),
+                        PaletteItem::Template(name) => {
+                            let vm = edit::add_vm(t, x, y);
+                            if let (Some(tpl), Some(n)) = (
+                                templates.iter().find(|x| x.name == name),
+                                t.nodes.iter_mut().find(|n| n.name == vm),
+                            ) {
+                                topology::nodetpl::apply(tpl, n);
+                            }
+                            graph::vm_id(&vm)
+                        }
                     }
                 });
                 self.selection.set(vec![id]);

@@ -12,12 +12,14 @@
 //! | `setup.rs` | a VM's files (written at boot) and exec commands (run once ready) |
 //! | `snapshots.rs` | lab snapshots: take, list, restore, delete |
 //! | `tests.rs` | the lab's tests: edit, run (each result live), failing ones highlighted |
+//! | `nodetpl.rs` | node templates in the palette (drag one in; rename, delete, export, import) and "Save as node template" |
 
 mod canvas;
 mod capture;
 mod check;
 mod console;
 mod link;
+mod nodetpl;
 mod props;
 mod setup;
 mod snapshots;
@@ -73,6 +75,8 @@ struct Ed {
     test_results: RwSignal<BTreeMap<String, tests::TestState>>,
     /// Bumped to have the canvas download itself as a PNG.
     png: RwSignal<u32>,
+    /// The palette's node templates (built-in presets, then the user's).
+    node_templates: RwSignal<Vec<topology::nodetpl::NodeTemplate>>,
     /// Told after each save (the lab list refreshes).
     on_saved: Callback<()>,
 }
@@ -290,10 +294,12 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         tests_open: RwSignal::new(false),
         test_results: RwSignal::new(BTreeMap::new()),
         png: RwSignal::new(0),
+        node_templates: RwSignal::new(vec![]),
         on_saved,
     };
     // In the browser only (effects do not run on the server).
     Effect::new(move |_| ed.refresh_captures());
+    Effect::new(move |_| ed.refresh_node_templates());
     let draw = RwSignal::new(false);
     let fit = RwSignal::new(0u32);
     let connection = RwSignal::new(String::from("connecting"));
@@ -446,6 +452,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                     <div class="palette-item bridge" draggable="true" data-palette="bridge">
                         "Bridge"
                     </div>
+                    <nodetpl::NodeTemplates ed />
                     <p class="muted">"Drag onto the canvas. Delete removes the selection."</p>
                 </div>
                 <div class="canvas-wrap">

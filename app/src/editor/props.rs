@@ -403,6 +403,7 @@ fn VmProps(
                 "Add route"
             </button>
             <super::setup::NodeSetup ed i />
+            <super::nodetpl::SaveNodeTemplate ed i />
             <ExecBox lab=t.name.clone() vm=vm.clone() />
         </aside>
     }
