@@ -98,9 +98,15 @@ test('the drawing exports as a PNG of its drawn size and an SVG naming every nod
   await page.close();
 });
 
-test('a VM saved as a node template is dragged onto another lab, renamed, exported, deleted and imported', { timeout: 180_000 }, async () => {
+test('a lab saved as a template is in the gallery; a VM saved as a node template is dragged onto another lab, renamed, exported, deleted and imported', { timeout: 180_000 }, async () => {
   const { page, errors } = await openApp(browser, `${server.url}/?lab=${LAB}`);
   await graphOf(page, LAB);
+  // The lab saved as a template of the user's: in the gallery with the rest.
+  page.once('dialog', (d) => d.accept('my-lan'));
+  await page.click('.save-as-template');
+  await page.waitForFunction(() => document.querySelector('.status-text')?.textContent === 'saved as template my-lan');
+  await page.click('details.templates > summary');
+  await page.waitForSelector('.template-card[data-template="my-lan"] .template-picture svg');
   // The built-in presets are in the palette.
   await page.waitForSelector('.palette-item[data-palette="tpl:host"]');
   await page.waitForSelector('.palette-item[data-palette="tpl:frr-router"]');

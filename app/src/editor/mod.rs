@@ -385,6 +385,13 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                     "Tests"
                 </button>
                 <button
+                    class="save-as-template"
+                    title="Save this lab as a template (in the gallery of New from template)"
+                    on:click=move |_| ed.save_as_template()
+                >
+                    "Save as template"
+                </button>
+                <button
                     class="check-lab"
                     prop:disabled=move || ed.checking.get()
                     on:click=move |_| ed.run_check()

@@ -7,9 +7,42 @@ use leptos::prelude::*;
 use topology::DeviceKind;
 
 use super::Ed;
-use crate::api::{change_node_template, list_node_templates, save_node_template, server_message};
+use crate::api::{
+    change_node_template, list_node_templates, save_as_template, save_node_template, server_message,
+};
 
 impl Ed {
+    /// Saves the (saved) lab as a lab template of the user's, under a
+    /// name asked for.
+    pub(super) fn save_as_template(self) {
+        if self.dirty() {
+            self.error.set(Some(
+                "save the lab first: the saved lab becomes the template".into(),
+            ));
+            return;
+        }
+        let lab = self.topo.get_untracked().name;
+        let Some(name) = window()
+            .prompt_with_message_and_default(
+                "Save this lab as template",
+                &format!("{lab}-template"),
+            )
+            .ok()
+            .flatten()
+            .filter(|n| !n.trim().is_empty())
+        else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            match save_as_template(lab, name.trim().to_string(), String::new()).await {
+                Ok(()) => self
+                    .status
+                    .set(format!("saved as template {}", name.trim())),
+                Err(e) => self.error.set(Some(server_message(&e))),
+            }
+        });
+    }
+
     /// The node templates, as the server has them now.
     pub(super) fn refresh_node_templates(self) {
         leptos::task::spawn_local(async move {
