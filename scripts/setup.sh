@@ -18,7 +18,7 @@ LEPTOSFMT_VERSION=0.1.33
 APT_PACKAGES=(
   chromium                                   # end-to-end tests (never a downloaded browser)
   qemu-system-x86 qemu-utils                 # the VMs and their qcow2 overlays
-  iproute2 procps curl                       # ip netns for tests and doctor; ps and curl in tests
+  iproute2 procps curl iputils-ping          # ip netns for tests and doctor; ps, curl and ping in tests
   nftables                                   # link impairments (loss, rate) at a TAP's ingress
   libpcap-dev tcpdump                        # packet capture (libpcap); tcpdump reads captures in tests
   mtools syslinux syslinux-common dosfstools e2fsprogs cpio fdisk binutils  # base image build
