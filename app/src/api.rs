@@ -693,46 +693,20 @@ pub async fn save_as_template(
     .await
 }
 
-/// One lab test's result, as the Tests panel shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestResult {
-    pub name: String,
-    pub passed: bool,
-    pub expected: String,
-    pub exit_code: i32,
-    pub output: String,
-    pub attempts: u32,
-    pub seconds: f64,
-    /// What the test involves (highlighted on the canvas when it fails).
-    pub vms: Vec<String>,
-    pub networks: Vec<String>,
-}
-
 /// Runs one test of a stored lab (the panel runs them all at once, each
 /// result shown as it comes).
 #[server(endpoint = "run_lab_test")]
-pub async fn run_lab_test(lab: String, name: String) -> Result<TestResult, ServerFnError> {
+pub async fn run_lab_test(
+    lab: String,
+    name: String,
+) -> Result<topology::labtest::Outcome, ServerFnError> {
     let s = host::service()?;
     let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
     let planned = topology::labtest::plan(&t)
         .into_iter()
         .find(|p| p.name == name.trim())
         .ok_or_else(|| host::not_found(format!("lab {lab:?} has no test named {name:?}")))?;
-    host::blocking(move || {
-        let o = engine::labtest::run_one(&s.engine, &lab, &planned);
-        Ok(TestResult {
-            name: o.name,
-            passed: o.passed,
-            expected: o.expected,
-            exit_code: o.exit_code,
-            output: o.output,
-            attempts: o.attempts,
-            seconds: o.seconds,
-            vms: o.vms,
-            networks: o.networks,
-        })
-    })
-    .await
+    host::blocking(move || Ok(engine::labtest::run_one(&s.engine, &lab, &planned))).await
 }
 
 /// The palette's node templates: built-in presets, then the user's.

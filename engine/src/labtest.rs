@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use topology::labtest::Planned;
 use topology::Topology;
 
@@ -19,25 +18,7 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(30);
 /// The pause between attempts of a retried test.
 const RETRY_PAUSE: Duration = Duration::from_millis(1000);
 
-/// What became of one test.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
-    pub name: String,
-    pub vm: String,
-    pub passed: bool,
-    /// What the test expected, as users read it.
-    pub expected: String,
-    /// The last attempt's exit code (-1: the command could not run).
-    pub exit_code: i32,
-    /// The last attempt's output (stdout, then stderr), or why it could not
-    /// run.
-    pub output: String,
-    pub attempts: u32,
-    pub seconds: f64,
-    /// What the test involves, for the editor to highlight on failure.
-    pub vms: Vec<String>,
-    pub networks: Vec<String>,
-}
+pub use topology::labtest::Outcome;
 
 /// Runs one planned test to its end.
 pub fn run_one(engine: &Engine, lab: &str, p: &Planned) -> Outcome {

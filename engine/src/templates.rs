@@ -31,6 +31,32 @@ pub enum TemplateError {
     },
 }
 
+/// Writes `bytes` to `path` in `dir` (made if missing), atomically.
+fn write_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), TemplateError> {
+    fs::create_dir_all(dir).map_err(|source| TemplateError::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    crate::fsutil::write_atomic(path, bytes).map_err(|source| TemplateError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Removes template file `path` of template `name`.
+fn remove_file(name: &str, path: &Path) -> Result<(), TemplateError> {
+    fs::remove_file(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => TemplateError::NotFound(name.into()),
+        _ => TemplateError::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
 pub struct TemplateStore {
     dir: PathBuf,
 }
@@ -128,18 +154,7 @@ impl TemplateStore {
             description.trim().to_string()
         };
         let text = tpl::to_text(&tpl::from_lab(t, &desc));
-        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
-            action: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
-        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
-            TemplateError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        write_in(&self.dir, &path, text.as_bytes())?;
         Ok(path)
     }
 
@@ -156,18 +171,7 @@ impl TemplateStore {
         })?;
         tpl::instantiate_file(name, &f, "check", &[])
             .map_err(|problems| TemplateError::Invalid { problems })?;
-        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
-            action: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
-        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
-            TemplateError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        write_in(&self.dir, &path, text.as_bytes())?;
         Ok(path)
     }
 
@@ -177,14 +181,7 @@ impl TemplateStore {
         if tpl::builtins().iter().any(|b| b.name == name) {
             return Err(TemplateError::Builtin { name: name.into() });
         }
-        fs::remove_file(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => TemplateError::NotFound(name.into()),
-            _ => TemplateError::Io {
-                action: "remove",
-                path: path.clone(),
-                source,
-            },
-        })
+        remove_file(name, &path)
     }
 }
 
@@ -290,17 +287,8 @@ impl NodeTemplateStore {
         }
         let mut tpl = tpl.clone();
         tpl.builtin = false;
-        fs::create_dir_all(&self.dir).map_err(|source| TemplateError::Io {
-            action: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
         let text = serde_json::to_string_pretty(&tpl).expect("serializes");
-        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| TemplateError::Io {
-            action: "write",
-            path,
-            source,
-        })
+        write_in(&self.dir, &path, text.as_bytes())
     }
 
     /// Adds one exported as JSON by someone.
@@ -326,23 +314,11 @@ impl NodeTemplateStore {
             .ok_or_else(|| TemplateError::NotFound(from.into()))?;
         tpl.name = to.to_string();
         self.save(&tpl)?;
-        fs::remove_file(&old).map_err(|source| TemplateError::Io {
-            action: "remove",
-            path: old,
-            source,
-        })
+        remove_file(from, &old)
     }
 
     pub fn remove(&self, name: &str) -> Result<(), TemplateError> {
-        let path = self.path(name)?;
-        fs::remove_file(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => TemplateError::NotFound(name.into()),
-            _ => TemplateError::Io {
-                action: "remove",
-                path: path.clone(),
-                source,
-            },
-        })
+        remove_file(name, &self.path(name)?)
     }
 }
 

@@ -68,6 +68,27 @@ impl Planned {
     }
 }
 
+/// What became of one test (the CLI's lines and JSON, JUnit, the
+/// editor's Tests panel).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    pub vm: String,
+    pub passed: bool,
+    /// What the test expected, as users read it.
+    pub expected: String,
+    /// The last attempt's exit code (-1: the command could not run).
+    pub exit_code: i32,
+    /// The last attempt's output (stdout, then stderr), or why it could not
+    /// run.
+    pub output: String,
+    pub attempts: u32,
+    pub seconds: f64,
+    /// What the test involves (highlighted on the canvas when it fails).
+    pub vms: Vec<String>,
+    pub networks: Vec<String>,
+}
+
 /// Parses a duration such as `60s`, `2m`, `500ms`, `1h` (a bare number is
 /// seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

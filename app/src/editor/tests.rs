@@ -11,7 +11,8 @@ use leptos::prelude::*;
 use topology::{ExecTest, Expect, LabTest, PingTest};
 
 use super::Ed;
-use crate::api::{run_lab_test, server_message, TestResult};
+use crate::api::{run_lab_test, server_message};
+use topology::labtest::Outcome as TestResult;
 
 /// Where one test stands in the last run.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +351,7 @@ mod unit {
         let t = topology::templates::instantiate_builtin("router", "r", &[]).unwrap();
         let result = |passed| TestResult {
             name: "h1 reaches r1".into(),
+            vm: "h1".into(),
             passed,
             expected: "exit 0".into(),
             exit_code: 1,
