@@ -24,13 +24,25 @@ pub struct Console {
     scrollback: Mutex<VecDeque<u8>>,
     tx: broadcast::Sender<Arc<[u8]>>,
     writer: Mutex<Option<UnixStream>>,
+    /// `console.log`: what earlier readers saw.
+    log_path: std::path::PathBuf,
+    /// Nothing read from the socket yet: the scrollback is console.log's,
+    /// and may have grown since (a CLI still holding the socket, writing
+    /// the guest's last lines there).
+    fresh: std::sync::atomic::AtomicBool,
 }
 
 impl Console {
     /// What was printed so far (at most [`SCROLLBACK_BYTES`]) and a
     /// receiver of what follows, with nothing lost or repeated between.
     pub fn attach(&self) -> (Vec<u8>, broadcast::Receiver<Arc<[u8]>>) {
-        let sb = self.scrollback.lock().expect("not poisoned");
+        let mut sb = self.scrollback.lock().expect("not poisoned");
+        if self.fresh.load(std::sync::atomic::Ordering::SeqCst) {
+            // A guest that has said its last line before this reader got
+            // the socket (a warm clone prints nothing after "ready") is
+            // still shown from its log.
+            *sb = log_tail(&self.log_path).into();
+        }
         (sb.iter().copied().collect(), self.tx.subscribe())
     }
 
@@ -63,14 +75,13 @@ pub fn open(
     done: impl FnOnce(&Arc<Console>) + Send + 'static,
 ) -> Arc<Console> {
     let log_path = VmDir::new(dir.to_path_buf()).console_log();
-    let mut initial = fs::read(&log_path).unwrap_or_default();
-    let cut = initial.len().saturating_sub(SCROLLBACK_BYTES);
-    initial.drain(..cut);
     let (tx, _) = broadcast::channel(1024);
     let console = Arc::new(Console {
-        scrollback: Mutex::new(initial.into()),
+        scrollback: Mutex::new(log_tail(&log_path).into()),
         tx,
         writer: Mutex::new(None),
+        log_path,
+        fresh: std::sync::atomic::AtomicBool::new(true),
     });
     let me = console.clone();
     let (dir, marker) = (dir.to_path_buf(), format!("minivm: ready {vm}"));
@@ -79,6 +90,14 @@ pub fn open(
         done(&me);
     });
     console
+}
+
+/// The last [`SCROLLBACK_BYTES`] of a console log.
+fn log_tail(path: &Path) -> Vec<u8> {
+    let mut all = fs::read(path).unwrap_or_default();
+    let cut = all.len().saturating_sub(SCROLLBACK_BYTES);
+    all.drain(..cut);
+    all
 }
 
 fn read(console: &Console, dir: &Path, marker: &str) {
@@ -115,10 +134,11 @@ fn read(console: &Console, dir: &Path, marker: &str) {
             // through, an earlier reader (a CLI waiting for readiness) has
             // just let go, and console.log holds all it saw. Start from that.
             first = false;
-            let mut all = fs::read(&log_path).unwrap_or_default();
-            let cut = all.len().saturating_sub(SCROLLBACK_BYTES);
-            all.drain(..cut);
-            *console.scrollback.lock().expect("not poisoned") = all.into();
+            let mut sb = console.scrollback.lock().expect("not poisoned");
+            *sb = log_tail(&log_path).into();
+            console
+                .fresh
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         let chunk = &buf[..n];
         if let Some(l) = log.as_mut() {
