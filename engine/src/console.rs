@@ -217,6 +217,8 @@ mod tests {
             scrollback: Mutex::new(VecDeque::new()),
             tx,
             writer: Mutex::new(None),
+            log_path: "/nonexistent/console.log".into(),
+            fresh: std::sync::atomic::AtomicBool::new(false),
         };
         c.push(&vec![b'a'; SCROLLBACK_BYTES]);
         c.push(b"tail");
@@ -226,5 +228,25 @@ mod tests {
         c.push(b"live");
         assert_eq!(&*rx.try_recv().unwrap(), b"live");
         assert!(c.write(b"x").is_err(), "not connected yet");
+    }
+
+    #[test]
+    fn a_viewer_before_the_first_byte_sees_the_log_as_it_is_now() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("console.log");
+        let (tx, _) = broadcast::channel(16);
+        let c = Console {
+            scrollback: Mutex::new(VecDeque::new()),
+            tx,
+            writer: Mutex::new(None),
+            log_path: log.clone(),
+            fresh: std::sync::atomic::AtomicBool::new(true),
+        };
+        // Written by the CLI that held the socket, after this console opened.
+        fs::write(&log, b"minivm: ready vm1\n").unwrap();
+        assert_eq!(c.attach().0, b"minivm: ready vm1\n");
+        c.fresh.store(false, std::sync::atomic::Ordering::SeqCst);
+        fs::write(&log, b"other").unwrap();
+        assert_eq!(c.attach().0, b"minivm: ready vm1\n");
     }
 }
