@@ -20,6 +20,7 @@ pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod impair;
+pub mod kubevirt;
 pub mod lab;
 pub mod labtest;
 pub mod link;

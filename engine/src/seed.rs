@@ -44,10 +44,6 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
     writeln!(conf, "forward {}", u8::from(n.ip_forward)).expect("writing to a String");
     // Files, one a line: `file PATH MODE BASE64` (paths are validated:
     // absolute, plain characters, no spaces).
-    let b64 = |text: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
-    };
     for f in &n.files {
         let content = f.content.as_deref().unwrap_or_default();
         writeln!(
@@ -99,29 +95,106 @@ pub fn render(t: &Topology, node: &str) -> Option<SeedFiles> {
         "instance-id: minivm-{}-{node}-{id:016x}\nlocal-hostname: {node}\n",
         t.name
     );
-    let mut user_data = format!("#cloud-config\nhostname: {node}\n");
-    if n.ip_forward {
-        user_data.push_str("bootcmd:\n  - [sysctl, -w, net.ipv4.ip_forward=1]\n");
-    }
-    if !n.files.is_empty() {
-        user_data.push_str("write_files:\n");
-        for f in &n.files {
-            write!(
-                user_data,
-                "  - path: {}\n    permissions: \"{:04o}\"\n    encoding: b64\n    content: {}\n",
-                f.path,
-                f.mode_bits(),
-                b64(f.content.as_deref().unwrap_or_default())
-            )
-            .expect("writing to a String");
-        }
-    }
+    let user_data = cloud_config(node, n, &[]);
     Some(SeedFiles {
         meta_data,
         user_data,
         network_config: net,
         minivm_conf: conf,
     })
+}
+
+/// The seed of `node` for a cloud-init consumer with no host beside it (a
+/// KubeVirt cluster): as [`render`], but the user-data also carries the
+/// image's `minivm.conf` (write_files `/etc/minivm/minivm.conf`) and the
+/// node's `exec` commands (write_files `/etc/minivm/exec`, run by
+/// `runcmd`), which the built-in images read when their seed has no
+/// `minivm.conf` (`/etc/minivm/cloudinit`).
+pub fn render_cloud(t: &Topology, node: &str) -> Option<SeedFiles> {
+    let mut seed = render(t, node)?;
+    let n = t.node(node)?;
+    let mut extra = vec![WriteFile {
+        path: CLOUD_CONF_PATH,
+        mode: 0o644,
+        content: seed.minivm_conf.clone(),
+    }];
+    if !n.exec.is_empty() {
+        extra.push(WriteFile {
+            path: CLOUD_EXEC_PATH,
+            mode: 0o755,
+            content: exec_script(&n.exec),
+        });
+    }
+    seed.user_data = cloud_config(node, n, &extra);
+    Some(seed)
+}
+
+/// Where a cloud-config's write_files put the image's configuration and
+/// the node's setup script (keys the built-in images look for).
+pub const CLOUD_CONF_PATH: &str = "/etc/minivm/minivm.conf";
+pub const CLOUD_EXEC_PATH: &str = "/etc/minivm/exec";
+
+struct WriteFile {
+    path: &'static str,
+    mode: u32,
+    content: String,
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// The `#cloud-config` user-data: hostname, forwarding at boot, the node's
+/// files and `extra` files (base64), and a `runcmd` for the setup script.
+fn cloud_config(node: &str, n: &topology::Node, extra: &[WriteFile]) -> String {
+    let mut user_data = format!("#cloud-config\nhostname: {node}\n");
+    if n.ip_forward {
+        user_data.push_str("bootcmd:\n  - [sysctl, -w, net.ipv4.ip_forward=1]\n");
+    }
+    let files = n
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.as_str(),
+                f.mode_bits(),
+                b64(f.content.as_deref().unwrap_or_default()),
+            )
+        })
+        .chain(extra.iter().map(|f| (f.path, f.mode, b64(&f.content))));
+    let mut any = false;
+    for (path, mode, content) in files {
+        if !any {
+            user_data.push_str("write_files:\n");
+            any = true;
+        }
+        write!(
+            user_data,
+            "  - path: {path}\n    permissions: \"{mode:04o}\"\n    encoding: b64\n    content: {content}\n"
+        )
+        .expect("writing to a String");
+    }
+    if extra.iter().any(|f| f.path == CLOUD_EXEC_PATH) {
+        writeln!(user_data, "runcmd:\n  - [{CLOUD_EXEC_PATH}]").expect("writing to a String");
+    }
+    user_data
+}
+
+/// The node's `exec` lines as a shell script that runs each one's words as
+/// an argument vector (each word single-quoted), in order, stopping at the
+/// first that fails: what `up` does through the agent.
+pub fn exec_script(lines: &[String]) -> String {
+    let mut s = String::from("#!/bin/sh\n");
+    for line in lines {
+        let words = topology::words::split_words(line).unwrap_or_default();
+        let quoted: Vec<String> = words
+            .iter()
+            .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+            .collect();
+        writeln!(s, "{} || exit $?", quoted.join(" ")).expect("writing to a String");
+    }
+    s
 }
 
 /// Writes the seed as a vfat disk image labelled CIDATA (mtools: no mount,

@@ -48,11 +48,16 @@ const GUEST_RCS: &str = include_str!("../../guest/rcS");
 const GUEST_NETCONF: &str = include_str!("../../guest/netconf");
 const GUEST_CONFIGURE: &str = include_str!("../../guest/configure");
 const GUEST_IDENTITY: &str = include_str!("../../guest/identity");
+const GUEST_CLOUDINIT: &str = include_str!("../../guest/cloudinit");
 /// The version of the guest scripts above, recorded with each built image.
 /// 2: the root file system read-only until configured, warm images
 /// (`rcS` stops short of identity), `identity`, `reseed`, virtio-rng loaded
 /// with the network drivers (the generator is seeded at boot).
-pub const GUEST_VERSION: u32 = 2;
+/// 3: `cloudinit` reads a minivm.conf and setup commands from a NoCloud
+/// user-data (a seed a KubeVirt cluster makes from exported manifests).
+pub const GUEST_VERSION: u32 = 3;
+/// The first guest version that starts warm.
+pub const WARM_GUEST_VERSION: u32 = 2;
 const GUEST_FRR: &str = include_str!("../../guest/frr");
 const GUEST_ACPI_POWER: &str = include_str!("../../guest/acpi/PWRF/00000080");
 
@@ -616,6 +621,11 @@ fn assemble_root(
     write_file(
         &root.join("etc/minivm/identity"),
         GUEST_IDENTITY.as_bytes(),
+        0o755,
+    )?;
+    write_file(
+        &root.join("etc/minivm/cloudinit"),
+        GUEST_CLOUDINIT.as_bytes(),
         0o755,
     )?;
     write_file(

@@ -6,6 +6,7 @@
 //! an overlay uses it.
 
 pub mod build;
+pub mod containerdisk;
 pub mod reseed;
 
 use std::fs;
@@ -87,7 +88,7 @@ pub struct ImageRecord {
     pub source: String,
     /// The version of minivm's guest scripts a built image carries (0 for
     /// an imported image, or one built before versions were recorded):
-    /// warm starts need [`build::GUEST_VERSION`].
+    /// warm starts need [`build::WARM_GUEST_VERSION`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub guest: u32,
 }

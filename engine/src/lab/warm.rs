@@ -30,7 +30,7 @@ impl Engine {
         let node = t.node(name).ok_or("not in the topology")?;
         let image = t.node_image(node).unwrap_or_default();
         let rec = self.images.get(image).map_err(|e| e.to_string())?;
-        if rec.guest < crate::image::build::GUEST_VERSION {
+        if rec.guest < crate::image::build::WARM_GUEST_VERSION {
             return Err(if rec.guest == 0 && !rec.source.starts_with("built") {
                 format!("image {image} is imported; only images minivm builds start warm")
             } else {

@@ -2,6 +2,11 @@
 //! containerlab's format (`topology::clab::export`): DIR/<lab>.clab.yml and
 //! the files it names beside it (without -o: the .clab.yml on stdout, for a
 //! lab that names no files). What the format cannot say is reported.
+//!
+//! `--format kubevirt [-o DIR] [--cni ovn-layer2|bridge] [--registry R]`:
+//! the lab as Kubernetes manifests for KubeVirt, CDI and Multus
+//! (`engine::kubevirt`), one a file, for `kubectl apply -f DIR`, with
+//! REPORT.txt beside them (without -o: one YAML stream on stdout).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,9 +20,22 @@ pub struct Args {
     /// Or a topology file.
     #[arg(short = 'f', long = "file", conflicts_with = "lab")]
     file: Option<PathBuf>,
-    /// The format: clab (containerlab's .clab.yml).
-    #[arg(long, value_parser = ["clab"])]
+    /// The format: clab (containerlab's .clab.yml) or kubevirt (manifests
+    /// for a Kubernetes cluster with KubeVirt, CDI and Multus).
+    #[arg(long, value_parser = ["clab", "kubevirt"])]
     format: String,
+    /// kubevirt: how lab networks are made: ovn-layer2 (an OVN-Kubernetes
+    /// layer-2 overlay spanning nodes) or bridge (the bridge CNI, for a
+    /// single-node cluster).
+    #[arg(long, value_parser = ["ovn-layer2", "bridge"], default_value = "ovn-layer2")]
+    cni: String,
+    /// kubevirt: the registry path the containerDisks are pushed to (the
+    /// golden images import REGISTRY/IMAGE:latest).
+    #[arg(long, default_value = "localhost:5000/minivm")]
+    registry: String,
+    /// kubevirt: the size of each golden volume and each VM's disk.
+    #[arg(long, default_value = "1Gi")]
+    disk_size: String,
     /// The directory to write into (made if missing).
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
@@ -29,6 +47,9 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         (None, Some(f)) => super::validate::load(f)?,
         _ => bail!("name the lab, or give its file with -f"),
     };
+    if args.format == "kubevirt" {
+        return kubevirt(&args, &t);
+    }
     let out = topology::clab::export(&t);
     for line in &out.report {
         eprintln!("  report: {line}");
@@ -63,5 +84,51 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kubevirt(args: &Args, t: &topology::Topology) -> anyhow::Result<ExitCode> {
+    let opts = engine::kubevirt::Options {
+        cni: engine::kubevirt::Cni::parse(&args.cni).expect("clap checked it"),
+        registry: args.registry.clone(),
+        disk_size: args.disk_size.clone(),
+    };
+    let out = engine::kubevirt::export(t, &opts)
+        .with_context(|| format!("lab {:?} cannot run on Kubernetes as it is", t.name))?;
+    for line in &out.report {
+        eprintln!("  report: {line}");
+    }
+    let Some(dir) = &args.output else {
+        for m in &out.manifests {
+            print!("---\n{}", m.yaml());
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for m in &out.manifests {
+        let p = dir.join(&m.file);
+        engine::fsutil::write_atomic(&p, m.yaml().as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let mut report = format!(
+        "minivm lab {:?} for KubeVirt: kubectl apply -f {} (namespace {}).\nNot carried:\n",
+        t.name,
+        dir.display(),
+        out.namespace
+    );
+    for line in &out.report {
+        report.push_str(&format!("- {line}\n"));
+    }
+    let p = dir.join("REPORT.txt");
+    engine::fsutil::write_atomic(&p, report.as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    println!(
+        "exported lab {:?} to {} ({} manifests, namespace {}; apply with `kubectl apply -f {}`)",
+        t.name,
+        dir.display(),
+        out.manifests.len(),
+        out.namespace,
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `minivm image build|list|import|rm`: the base image store.
+//! `minivm image build|list|import|rm|export`: the base image store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +37,17 @@ enum Cmd {
     Import { name: String, file: PathBuf },
     /// Remove an image; refused while an overlay uses it.
     Rm { name: String },
+    /// Write an image as a KubeVirt containerDisk: an OCI image archive
+    /// (`skopeo copy oci-archive:FILE docker://REGISTRY/minivm/NAME:latest`).
+    Export {
+        name: String,
+        /// The containerDisk format (the only one).
+        #[arg(long, required = true)]
+        containerdisk: bool,
+        /// The archive to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -135,6 +146,26 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 rec.name,
                 rec.virtual_size >> 20,
                 rec.sha256
+            );
+        }
+        Cmd::Export { name, output, .. } => {
+            let path = store.path(&name)?;
+            let rec = store.get(&name)?;
+            if rec.format != "qcow2" {
+                anyhow::bail!(
+                    "image {name:?} is {}; a containerDisk here holds qcow2 (convert it with qemu-img and import it again)",
+                    rec.format
+                );
+            }
+            let w = image::containerdisk::write(&name, &path, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "wrote containerDisk {} ({:.1} MB): image {}, disk {}\nload it: skopeo copy oci-archive:{} docker://REGISTRY/minivm/{name}:latest",
+                output.display(),
+                w.bytes as f64 / 1e6,
+                w.manifest_digest,
+                w.disk_path,
+                output.display()
             );
         }
         Cmd::Rm { name } => {
