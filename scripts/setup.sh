@@ -4,7 +4,8 @@
 #
 #   Debian packages   QEMU, Chromium (browser tests), image-building tools
 #   rustup target     wasm32-unknown-unknown
-#   npm packages      npm ci (cytoscape, esbuild, binaryen's wasm-opt, playwright-core)
+#   npm packages      npm ci (cytoscape, esbuild, binaryen's wasm-opt, playwright-core,
+#                     typescript and @kubevirt-ui-ext/kubevirt-api to check exported manifests)
 #   with `test`       leptosfmt (pinned), which the test command checks the
 #                     editor's view! markup with
 #
@@ -23,6 +24,7 @@ APT_PACKAGES=(
   libpcap-dev tcpdump                        # packet capture (libpcap); tcpdump reads captures in tests
   mtools syslinux syslinux-common dosfstools e2fsprogs cpio fdisk binutils  # base image build
   nodejs npm                                 # front-end bundle and browser-test driver
+  skopeo genisoimage                         # KubeVirt export tests: the OCI archive read by skopeo, a NoCloud ISO as KubeVirt makes it
 )
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }

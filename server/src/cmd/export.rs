@@ -111,10 +111,11 @@ fn kubevirt(args: &Args, t: &topology::Topology) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let mut report = format!(
-        "minivm lab {:?} for KubeVirt: kubectl apply -f {} (namespace {}).\nNot carried:\n",
-        t.name,
-        dir.display(),
-        out.namespace
+        "minivm lab {:?} for KubeVirt, CDI and Multus: `kubectl apply -f` this directory \
+         (namespace {}; `kubectl delete namespace {}` removes the lab).\n\
+         First push each image's containerDisk: `minivm image export IMAGE --containerdisk -o IMAGE.tar`, \
+         then `skopeo copy oci-archive:IMAGE.tar docker://{}/IMAGE:latest`.\nNot carried:\n",
+        t.name, out.namespace, out.namespace, args.registry
     );
     for line in &out.report {
         report.push_str(&format!("- {line}\n"));
