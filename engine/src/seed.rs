@@ -299,4 +299,43 @@ mod tests {
         t.nodes[1].nics[0].address = Some("10.10.0.99/24".into());
         assert_ne!(a, render(&t, "h1").unwrap().meta_data);
     }
+
+    #[test]
+    fn the_guest_reads_the_conf_and_setup_back_from_cloud_user_data() {
+        // engine/guest/cloudinit, run by the host's sh, awk and base64 (the
+        // guest runs it with busybox's; the KubeVirt test boots that).
+        let mut t = topology::parse(topology::examples::ROUTER, topology::Format::Yaml).unwrap();
+        t.nodes[0].files.push(topology::FileSpec {
+            path: "/etc/frr/daemons".into(),
+            content: Some("zebra=yes\n".into()),
+            source: None,
+            mode: None,
+        });
+        t.nodes[0].exec = vec!["sh -c \"echo hi > /tmp/x\"".into()];
+        let name = t.nodes[0].name.clone();
+        let seed = render_cloud(&t, &name).unwrap();
+        assert_eq!(seed.minivm_conf, render(&t, &name).unwrap().minivm_conf);
+        let dir = tempfile::tempdir().unwrap();
+        let run = |user_data: &str| {
+            let ud = dir.path().join("user-data");
+            std::fs::write(&ud, user_data).unwrap();
+            let status = Command::new("sh")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/guest/cloudinit"))
+                .arg(&ud)
+                .arg(dir.path().join("conf"))
+                .arg(dir.path().join("exec"))
+                .status()
+                .unwrap();
+            let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).ok();
+            (status.success(), read("conf"), read("exec"))
+        };
+        let (ok, conf, exec) = run(&seed.user_data);
+        assert!(ok);
+        assert_eq!(conf.as_deref(), Some(seed.minivm_conf.as_str()));
+        assert_eq!(exec, Some(exec_script(&t.nodes[0].exec)));
+        // The local seed's user-data carries neither: nothing is written.
+        let (ok, conf, exec) = run(&render(&t, &name).unwrap().user_data);
+        assert!(!ok);
+        assert_eq!((conf, exec), (None, None));
+    }
 }

@@ -38,7 +38,13 @@ fn repo() -> PathBuf {
 /// `minivm export -f FILE --format kubevirt EXTRA -o DIR`: the files
 /// written, by name.
 fn export(file: &Path, extra: &[&str], dir: &Path) -> BTreeMap<String, String> {
-    let mut args = vec!["export", "-f", file.to_str().unwrap(), "--format", "kubevirt"];
+    let mut args = vec![
+        "export",
+        "-f",
+        file.to_str().unwrap(),
+        "--format",
+        "kubevirt",
+    ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["-o", dir.to_str().unwrap()]);
     ok(minivm_alone(&args));
@@ -125,9 +131,7 @@ nodes:
 
 fn edge_file(dir: &Path) -> PathBuf {
     let big = "x".repeat(3000);
-    let text = format!(
-        "{EDGE}    files: [{{path: /etc/big, content: \"{big}\"}}]\n"
-    );
+    let text = format!("{EDGE}    files: [{{path: /etc/big, content: \"{big}\"}}]\n");
     let f = dir.join("kvedge.yaml");
     std::fs::write(&f, text).unwrap();
     f
@@ -152,13 +156,26 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
     }
     let edge = edge_file(work.path());
     let files = export(&edge, &[], &work.path().join("edge"));
-    assert!(files.contains_key("20-cloudinit-h2.yaml"), "{:?}", files.keys());
+    assert!(
+        files.contains_key("20-cloudinit-h2.yaml"),
+        "{:?}",
+        files.keys()
+    );
     let report = &files["REPORT.txt"];
-    for needle in ["virtctl expose vm h1", "impairment", "h2 eth1: the link is down", "capture"] {
+    for needle in [
+        "virtctl expose vm h1",
+        "impairment",
+        "h2 eth1: the link is down",
+        "capture",
+    ] {
         assert!(report.contains(needle), "{needle:?} not in\n{report}");
     }
     let edge_docs = docs(&files);
-    let h1 = &edge_docs.iter().find(|(n, _)| n == "30-vm-h1.yaml").unwrap().1;
+    let h1 = &edge_docs
+        .iter()
+        .find(|(n, _)| n == "30-vm-h1.yaml")
+        .unwrap()
+        .1;
     assert_eq!(h1["spec"]["runStrategy"], "RerunOnFailure");
     assert_eq!(h1["metadata"]["labels"]["minivm.org/kind"], "server");
     assert_eq!(
@@ -180,6 +197,31 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
             "VirtualMachine"
         ]
     );
+    // A name Kubernetes refuses is named, and nothing is written.
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nname: kvbad\ndefaults: {image: tiny}\nnetworks: [{name: lan-}]\nnodes: [{name: h1, nics: [{network: lan-}]}]\n",
+    )
+    .unwrap();
+    let bad_dir = work.path().join("bad");
+    let out = minivm_alone(&[
+        "export",
+        "-f",
+        bad.to_str().unwrap(),
+        "--format",
+        "kubevirt",
+        "-o",
+        bad_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("networks[0].name: \"lan-\" ends with '-'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!bad_dir.exists());
+
     let (passed, out) = typecheck(&all);
     assert!(passed, "{} manifests; tsc says:\n{out}", all.len());
     // Every NetworkAttachmentDefinition's config is a CNI configuration.
@@ -255,8 +297,7 @@ fn golden(example: &str, files: &BTreeMap<String, String>) {
     );
     for (name, text) in files {
         assert_eq!(
-            text,
-            &want[name],
+            text, &want[name],
             "{example}/{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
         );
     }
@@ -270,7 +311,14 @@ fn containerdisk_archive_is_an_oci_image_holding_the_disk() {
     let tar = s.join("tiny.tar");
     let out = ok(minivm(
         s,
-        &["image", "export", "tiny", "--containerdisk", "-o", tar.to_str().unwrap()],
+        &[
+            "image",
+            "export",
+            "tiny",
+            "--containerdisk",
+            "-o",
+            tar.to_str().unwrap(),
+        ],
     ));
     assert!(out.contains("/disk/tiny.qcow2"), "{out}");
 
@@ -329,7 +377,14 @@ fn containerdisk_archive_is_an_oci_image_holding_the_disk() {
     // An image that is not there is named.
     let out = minivm(
         s,
-        &["image", "export", "nope", "--containerdisk", "-o", tar.to_str().unwrap()],
+        &[
+            "image",
+            "export",
+            "nope",
+            "--containerdisk",
+            "-o",
+            tar.to_str().unwrap(),
+        ],
     );
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
@@ -478,7 +533,11 @@ fn exported_cloud_init_configures_tiny_exactly_like_the_local_seed() {
     let cloud = &spec["volumes"][1]["cloudInitNoCloud"];
     let iso_dir = s.join("cidata");
     std::fs::create_dir_all(&iso_dir).unwrap();
-    std::fs::write(iso_dir.join("user-data"), cloud["userData"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        iso_dir.join("user-data"),
+        cloud["userData"].as_str().unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         iso_dir.join("network-config"),
         cloud["networkData"].as_str().unwrap(),
@@ -520,15 +579,34 @@ fn exported_cloud_init_configures_tiny_exactly_like_the_local_seed() {
         .iter()
         .map(|n| n.mac)
         .collect();
-    assert_eq!(cluster_macs, local_macs, "the manifest carries the lab's MACs");
+    assert_eq!(
+        cluster_macs, local_macs,
+        "the manifest carries the lab's MACs"
+    );
 
     let exec = t.node("r1").unwrap().exec.clone();
     let (a, b) = std::thread::scope(|sc| {
         let a = sc.spawn(|| {
-            boot_and_read(&store, &local.join("vm"), vfat, Some(conf), local_macs, &exec, false)
+            boot_and_read(
+                &store,
+                &local.join("vm"),
+                vfat,
+                Some(conf),
+                local_macs,
+                &exec,
+                false,
+            )
         });
         let b = sc.spawn(|| {
-            boot_and_read(&store, &s.join("cluster"), iso, None, cluster_macs, &[], true)
+            boot_and_read(
+                &store,
+                &s.join("cluster"),
+                iso,
+                None,
+                cluster_macs,
+                &[],
+                true,
+            )
         });
         (a.join().unwrap(), b.join().unwrap())
     });
