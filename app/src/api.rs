@@ -693,6 +693,36 @@ pub async fn save_as_template(
     .await
 }
 
+/// A stored lab as manifests for a Kubernetes cluster with KubeVirt: one
+/// YAML stream, what is not carried as comments at its top (the same text
+/// as `minivm export LAB --format kubevirt`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubevirtExport {
+    pub file: String,
+    pub yaml: String,
+    pub manifests: usize,
+    pub not_carried: usize,
+}
+
+#[server(endpoint = "export_kubevirt")]
+pub async fn export_kubevirt(lab: String, cni: String) -> Result<KubevirtExport, ServerFnError> {
+    let s = host::service()?;
+    let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
+    let cni = engine::kubevirt::Cni::parse(&cni)
+        .ok_or_else(|| host::bad_request(format!("cni: {cni:?} is not ovn-layer2 or bridge")))?;
+    let opts = engine::kubevirt::Options {
+        cni,
+        ..Default::default()
+    };
+    let out = engine::kubevirt::export(&t, &opts).map_err(host::bad_request)?;
+    Ok(KubevirtExport {
+        file: format!("{lab}-kubevirt.yaml"),
+        yaml: out.stream(),
+        manifests: out.manifests.len(),
+        not_carried: out.report.len(),
+    })
+}
+
 /// Runs one test of a stored lab (the panel runs them all at once, each
 /// result shown as it comes).
 #[server(endpoint = "run_lab_test")]

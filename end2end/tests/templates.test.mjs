@@ -3,7 +3,8 @@
 // becomes a lab, starts, and its own tests pass in the Tests panel, each
 // shown as it ends. A test that cannot hold fails with its output and its
 // VM highlighted on the canvas. The drawing exports as a PNG of its drawn
-// size and an SVG that names every node.
+// size and an SVG that names every node. KubeVirt downloads the lab as
+// the manifests `minivm export --format kubevirt` writes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -143,6 +144,20 @@ test('a lab saved as a template is in the gallery; a VM saved as a node template
   await page.waitForSelector('.palette-tpl[data-template="core-host"]', { state: 'detached' });
   await page.setInputFiles('.import-tpl input', await dl.path());
   await page.waitForSelector('.palette-item[data-palette="tpl:core-host"]');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('KubeVirt downloads the saved lab as manifests, the same text the CLI exports', { timeout: 120_000 }, async () => {
+  const { page, errors } = await openApp(browser, `${server.url}/?lab=router`);
+  await graphOf(page, 'router');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.export-kubevirt')]);
+  assert.equal(dl.suggestedFilename(), 'router-kubevirt.yaml');
+  const text = readFileSync(await dl.path(), 'utf8');
+  assert.equal(text, minivmIn(server.stateDir, 'export', 'router', '--format', 'kubevirt'));
+  assert.equal((text.match(/^kind: VirtualMachine$/gm) || []).length, 3);
+  assert.match(text, /^# not carried: capture/m);
+  await page.waitForFunction(() => /exported \d+ manifests for KubeVirt to router-kubevirt\.yaml/.test(document.querySelector('.status-text')?.textContent ?? ''));
   assert.deepEqual(errors, []);
   await page.close();
 });

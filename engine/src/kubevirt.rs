@@ -115,6 +115,25 @@ pub enum KubevirtError {
     },
 }
 
+impl Exported {
+    /// Every manifest in one YAML stream (`kubectl apply -f FILE`), the
+    /// report first as comments.
+    pub fn stream(&self) -> String {
+        let mut s = format!(
+            "# minivm lab for KubeVirt, CDI and Multus: kubectl apply -f this file (namespace {}).\n",
+            self.namespace
+        );
+        for line in &self.report {
+            s.push_str(&format!("# not carried: {line}\n"));
+        }
+        for m in &self.manifests {
+            s.push_str("---\n");
+            s.push_str(&m.yaml());
+        }
+        s
+    }
+}
+
 /// The namespace a lab runs in.
 pub fn namespace(lab: &str) -> String {
     format!("minivm-{lab}")
@@ -520,6 +539,25 @@ mod tests {
         assert!(seed
             .user_data
             .contains("  - path: /etc/minivm/minivm.conf\n"));
+    }
+
+    #[test]
+    fn the_stream_is_every_manifest_after_the_report() {
+        let e = export(&router(), &Options::default()).unwrap();
+        let s = e.stream();
+        let docs: Vec<Value> = s
+            .split("\n---\n")
+            .skip(1)
+            .map(|d| serde_yaml_ng::from_str(d).unwrap())
+            .collect();
+        assert_eq!(
+            docs,
+            e.manifests
+                .iter()
+                .map(|m| m.doc.clone())
+                .collect::<Vec<_>>()
+        );
+        assert!(s.lines().any(|l| l.starts_with("# not carried: capture")));
     }
 
     #[test]

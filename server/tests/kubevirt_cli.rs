@@ -14,6 +14,7 @@
 //! - the exported cloud-init data, made into a NoCloud ISO as KubeVirt makes
 //!   it, boots `tiny` under QEMU to the same hostname, MACs, addresses,
 //!   routes, forwarding, files and setup commands as the local seed does.
+//!
 //! Needs root (QEMU), node_modules (scripts/setup.sh), skopeo and
 //! genisoimage.
 

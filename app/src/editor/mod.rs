@@ -323,6 +323,29 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
         #[cfg(not(feature = "hydrate"))]
         let _ = t;
     };
+    // The saved lab as KubeVirt manifests (one YAML file), made by the
+    // server as `minivm export --format kubevirt` makes them.
+    let export_kubevirt = move |_| {
+        if ed.dirty() {
+            ed.error
+                .set(Some("save the lab first: the saved lab is exported".into()));
+            return;
+        }
+        let lab = ed.topo.get_untracked().name;
+        leptos::task::spawn_local(async move {
+            match crate::api::export_kubevirt(lab, "ovn-layer2".into()).await {
+                Ok(x) => {
+                    #[cfg(feature = "hydrate")]
+                    graph::js::download_text(&x.file, &x.yaml);
+                    ed.status.set(format!(
+                        "exported {} manifests for KubeVirt to {} ({} things not carried, listed at its top)",
+                        x.manifests, x.file, x.not_carried
+                    ));
+                }
+                Err(e) => ed.error.set(Some(server_message(&e))),
+            }
+        });
+    };
     let selected_vms = move || -> Vec<String> {
         ed.selection
             .get_untracked()
@@ -380,6 +403,13 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 </button>
                 <button class="export-svg" on:click=export_svg>
                     "SVG"
+                </button>
+                <button
+                    class="export-kubevirt"
+                    title="Download the saved lab as manifests for a Kubernetes cluster with KubeVirt (kubectl apply -f)"
+                    on:click=export_kubevirt
+                >
+                    "KubeVirt"
                 </button>
                 <button class="tests-open" on:click=move |_| ed.tests_open.update(|o| *o = !*o)>
                     "Tests"

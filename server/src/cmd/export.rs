@@ -99,9 +99,7 @@ fn kubevirt(args: &Args, t: &topology::Topology) -> anyhow::Result<ExitCode> {
         eprintln!("  report: {line}");
     }
     let Some(dir) = &args.output else {
-        for m in &out.manifests {
-            print!("---\n{}", m.yaml());
-        }
+        print!("{}", out.stream());
         return Ok(ExitCode::SUCCESS);
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
