@@ -5,17 +5,19 @@
 //! makes lives in a temporary state directory, removed at the end; the QEMU
 //! it starts is killed by PID even when an assertion fails.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::accel::Accel;
 use engine::image::{self, ImageError, ImageStore};
 use engine::qemu::{self, Nic, NicBackend, VmSpec};
+
+#[path = "common/isolated_vm.rs"]
+mod isolated_vm;
 use engine::qga::Qga;
+use isolated_vm::IsolatedVm;
 
 /// One image build shared by the tests of this binary.
 fn built() -> &'static (tempfile::TempDir, ImageStore) {
@@ -39,28 +41,6 @@ fn built() -> &'static (tempfile::TempDir, ImageStore) {
         );
         (dir, store)
     })
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn connect_retry(path: &Path, timeout: Duration) -> UnixStream {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match UnixStream::connect(path) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() > deadline => {
-                panic!("cannot connect to {}: {e}", path.display())
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
 }
 
 #[test]
@@ -109,32 +89,8 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
         incoming: None,
         warm: false,
     };
-    let child = Command::new("qemu-system-x86_64")
-        .args(qemu::argv(&spec))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
-
-    let serial = connect_retry(&qemu::serial_socket(vm.path()), Duration::from_secs(10));
-    serial
-        .set_read_timeout(Some(Duration::from_secs(180)))
-        .unwrap();
-    let mut log = Vec::new();
-    for line in BufReader::new(serial).lines() {
-        let line = line.expect("serial console closed before the guest was ready");
-        let done = line.contains("minivm: ready vm1");
-        log.push(line);
-        if done {
-            break;
-        }
-    }
-    assert!(
-        log.iter().any(|l| l.contains("minivm: ready vm1")),
-        "{log:#?}"
-    );
+    let vm_proc = IsolatedVm::boot(&spec, "minivm: ready vm1");
+    let log = &vm_proc.log;
 
     let mut qga =
         Qga::connect(&qemu::qga_socket(vm.path()), Duration::from_secs(60)).expect("guest agent");
@@ -179,7 +135,7 @@ fn built_image_boots_an_overlay_and_configures_two_nics() {
     assert_eq!(fwd.stdout.trim(), "0");
     assert!(!log.iter().any(|l| l.contains("RTNETLINK")), "{log:#?}");
 
-    drop(_guard);
+    drop(vm_proc);
     // The base image was only read.
     assert_eq!(image::sha256_file(&base).unwrap(), base_sum);
     let info = image::qemu_img_info(&overlay).unwrap();

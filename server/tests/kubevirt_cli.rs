@@ -19,15 +19,16 @@
 //! genisoimage.
 
 mod common;
+#[path = "../../engine/tests/common/isolated_vm.rs"]
+mod isolated_vm;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{minivm, minivm_alone, ok, text};
+use isolated_vm::IsolatedVm;
 use serde_json::Value;
 
 const EXAMPLES: &[&str] = &["router", "triangle", "ospf", "bgp"];
@@ -391,15 +392,6 @@ fn containerdisk_archive_is_an_oci_image_holding_the_disk() {
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const BOOT_LAB: &str = r#"version: 1
 name: kvboot
 defaults: {image: tiny, memory_mib: 96}
@@ -460,34 +452,7 @@ fn boot_and_read(
         incoming: None,
         warm: false,
     };
-    let child = Command::new("qemu-system-x86_64")
-        .args(qemu::argv(&spec))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let serial = loop {
-        match UnixStream::connect(qemu::serial_socket(dir)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() > deadline => panic!("serial console: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    serial
-        .set_read_timeout(Some(Duration::from_secs(180)))
-        .unwrap();
-    let mut log = Vec::new();
-    for line in BufReader::new(serial).lines() {
-        let line = line.unwrap_or_else(|e| panic!("console: {e}\n{log:#?}"));
-        let done = line.contains("minivm: ready r1");
-        log.push(line);
-        if done {
-            break;
-        }
-    }
+    let vm = IsolatedVm::boot(&spec, "minivm: ready r1");
     let mut qga = engine::qga::Qga::connect(&qemu::qga_socket(dir), Duration::from_secs(60))
         .expect("guest agent");
     let t = Duration::from_secs(60);
@@ -512,7 +477,7 @@ fn boot_and_read(
         }
     }
     let r = qga.exec("/bin/sh", &["-c", FACTS], t).unwrap();
-    assert_eq!(r.exit_code, 0, "{r:?}\n{log:#?}");
+    assert_eq!(r.exit_code, 0, "{r:?}\n{:#?}", vm.log);
     r.stdout
 }
 
