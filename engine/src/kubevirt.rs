@@ -9,7 +9,8 @@
 //!   overlay (spans nodes), or a bridge-CNI bridge for a single-node
 //!   cluster ([`Cni`]); the management network is the pod network
 //!   (masquerade binding: KubeVirt hands the guest 10.0.2.2/24 behind
-//!   10.0.2.1, which the exported seed configures);
+//!   10.0.2.1, which the exported seed configures; without `nat` a
+//!   NetworkPolicy keeps the VMs' pod traffic inside the namespace);
 //! - a VirtualMachine per node: CPUs, memory, one bridge-bound interface per
 //!   NIC with the node's MAC, `runStrategy` from `restart`, the serial
 //!   console, virtio-rng, a root disk cloned from the image's golden
@@ -443,6 +444,24 @@ pub fn export(t: &Topology, opts: &Options) -> Result<Exported, KubevirtError> {
         });
     }
 
+    if t.mgmt.as_ref().is_some_and(|m| !m.nat) {
+        // Without `nat` the VMs reach one another and the host, not the
+        // world: on a cluster, their pods may talk within the namespace only.
+        out.push(Manifest {
+            file: "11-mgmt-no-egress.yaml".into(),
+            kind: "NetworkPolicy",
+            doc: json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "mgmt-no-egress", "namespace": ns, "labels": labels},
+                "spec": {
+                    "podSelector": {"matchLabels": {LAB_LABEL: t.name}},
+                    "policyTypes": ["Egress"],
+                    "egress": [{"to": [{"podSelector": {}}]}],
+                },
+            }),
+        });
+    }
     if let Some(m) = &t.mgmt {
         for p in &m.ports {
             if let Ok(f) = topology::mgmt::parse_port(p) {
@@ -453,7 +472,12 @@ pub fn export(t: &Topology, opts: &Options) -> Result<Exported, KubevirtError> {
             }
         }
         report.push(format!(
-            "mgmt: the management network is the pod network (masquerade: each VM is {POD_GUEST_ADDRESS}/24 behind 10.0.2.1 and reaches out through its pod), not the subnet {}",
+            "mgmt: the management network is the pod network (masquerade: each VM is {POD_GUEST_ADDRESS}/24 behind 10.0.2.1{}), not the subnet {}",
+            if m.nat {
+                " and reaches out through its pod"
+            } else {
+                "; without nat a NetworkPolicy keeps its traffic inside the namespace"
+            },
             m.subnet
         ));
     }
@@ -612,6 +636,20 @@ mod tests {
         assert!(conf.contains(" eth0 10.0.2.2/24\n"), "{conf}");
         assert!(conf.contains("route 0.0.0.0/0 10.0.2.1\n"), "{conf}");
         assert!(e.report.iter().any(|r| r.contains("virtctl expose vm h1")));
+        // With nat, the pods reach out; without, a policy keeps them in.
+        assert!(!e.manifests.iter().any(|m| m.kind == "NetworkPolicy"));
+        t.mgmt.as_mut().unwrap().nat = false;
+        let e = export(&t, &Options::default()).unwrap();
+        let p = e
+            .manifests
+            .iter()
+            .find(|m| m.kind == "NetworkPolicy")
+            .unwrap();
+        assert_eq!(p.doc["spec"]["policyTypes"], json!(["Egress"]));
+        assert_eq!(
+            p.doc["spec"]["podSelector"]["matchLabels"][LAB_LABEL],
+            "router"
+        );
     }
 
     #[test]

@@ -113,13 +113,13 @@ fn typecheck(manifests: &[(String, Value)]) -> (bool, String) {
     (out.status.success(), report)
 }
 
-/// The lab that uses what the examples do not: mgmt with a port forward, an
+/// The lab that uses what the examples do not: mgmt without nat, with a port forward, an
 /// impairment, a link set down, exec, a file too big to go inline (h2), a
 /// restart policy and a device kind.
 const EDGE: &str = r#"version: 1
 name: kvedge
 defaults: {image: tiny, memory_mib: 96}
-mgmt: {subnet: 172.31.7.0/24, ports: ["2201:h1:22"]}
+mgmt: {subnet: 172.31.7.0/24, nat: false, ports: ["2201:h1:22"]}
 networks: [{name: lan, subnet: 10.64.0.0/24}]
 nodes:
   - name: h1
@@ -194,6 +194,7 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
             "DataVolume",
             "Namespace",
             "NetworkAttachmentDefinition",
+            "NetworkPolicy",
             "RoleBinding",
             "Secret",
             "VirtualMachine"

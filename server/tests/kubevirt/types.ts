@@ -14,6 +14,7 @@ import type { V1beta1DataVolume } from "@kubevirt-ui-ext/kubevirt-api/containeri
 import type {
   IoK8sApiCoreV1Namespace,
   IoK8sApiCoreV1Secret,
+  IoK8sApiNetworkingV1NetworkPolicy,
   IoK8sApiRbacV1ClusterRole,
   IoK8sApiRbacV1RoleBinding,
   IoK8sApimachineryPkgApisMetaV1ObjectMeta,
@@ -33,6 +34,7 @@ export interface Kinds {
   Secret: Typed<IoK8sApiCoreV1Secret, "v1", "Secret">;
   ClusterRole: Typed<IoK8sApiRbacV1ClusterRole, "rbac.authorization.k8s.io/v1", "ClusterRole">;
   RoleBinding: Typed<IoK8sApiRbacV1RoleBinding, "rbac.authorization.k8s.io/v1", "RoleBinding">;
+  NetworkPolicy: Typed<IoK8sApiNetworkingV1NetworkPolicy, "networking.k8s.io/v1", "NetworkPolicy">;
   DataVolume: Typed<V1beta1DataVolume, "cdi.kubevirt.io/v1beta1", "DataVolume">;
   VirtualMachine: Typed<V1VirtualMachine, "kubevirt.io/v1", "VirtualMachine">;
   NetworkAttachmentDefinition: NetworkAttachmentDefinition;
