@@ -377,6 +377,35 @@ fn containerdisk_archive_is_an_oci_image_holding_the_disk() {
         "the containerDisk holds the image byte for byte"
     );
 
+    // An image built before its guest read cloud-init user-data would boot
+    // unconfigured on a cluster: refused, saying how to fix it.
+    let rec_path = s.join("images/tiny.json");
+    let mut rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(&rec_path).unwrap()).unwrap();
+    rec["guest"] = Value::from(2);
+    // A hard link to the run's shared image: replaced, never written through.
+    std::fs::remove_file(&rec_path).unwrap();
+    std::fs::write(&rec_path, rec.to_string()).unwrap();
+    let old = s.join("old.tar");
+    let out = minivm(
+        s,
+        &[
+            "image",
+            "export",
+            "tiny",
+            "--containerdisk",
+            "-o",
+            old.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("rebuild it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!old.exists());
+
     // An image that is not there is named.
     let out = minivm(
         s,

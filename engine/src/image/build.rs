@@ -58,6 +58,9 @@ const GUEST_CLOUDINIT: &str = include_str!("../../guest/cloudinit");
 pub const GUEST_VERSION: u32 = 3;
 /// The first guest version that starts warm.
 pub const WARM_GUEST_VERSION: u32 = 2;
+/// The first guest version that reads its configuration from cloud-init
+/// user-data (a cluster's seed).
+pub const CLOUD_GUEST_VERSION: u32 = 3;
 const GUEST_FRR: &str = include_str!("../../guest/frr");
 const GUEST_ACPI_POWER: &str = include_str!("../../guest/acpi/PWRF/00000080");
 

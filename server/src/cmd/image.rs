@@ -157,6 +157,12 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     rec.format
                 );
             }
+            if rec.guest < image::build::CLOUD_GUEST_VERSION && rec.source.starts_with("built") {
+                anyhow::bail!(
+                    "image {name:?} was built before its guest read cloud-init user-data, so on a cluster it would boot unconfigured: \
+                     rebuild it (`minivm image rm {name}` then `minivm image build {name}`) and export again"
+                );
+            }
             let w = image::containerdisk::write(&name, &path, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             println!(
