@@ -169,6 +169,22 @@ fn crashes_are_pushed_with_their_console_and_restarted_by_policy() {
     );
     left_alone(&mut rx, &svc, &t, "b", "crashed");
 
+    // The engine stopping a VM at once (QMP quit, as a stop without grace,
+    // a save or a failed warm start does) is a stop, never a crash that
+    // the restart policy would act on.
+    svc.engine.stop_vm(&lab, "a", Duration::ZERO).unwrap();
+    let e = next(&mut rx, Duration::from_secs(5), |e| {
+        is_state(&lab, "a", "stopped")(e) || is_state(&lab, "a", "crashed")(e)
+    });
+    assert!(is_state(&lab, "a", "stopped")(&e.kind), "{e:?}");
+    left_alone(&mut rx, &svc, &t, "a", "stopped");
+    engine::ops::start(&svc.engine, &t, &["a"], Duration::from_secs(240), &|_| {}).unwrap();
+    next(
+        &mut rx,
+        Duration::from_secs(240),
+        is_state(&lab, "a", "running"),
+    );
+
     // A guest that powers itself off is stopped, not crashed: no restart.
     let out = svc.engine.exec(
         &lab,

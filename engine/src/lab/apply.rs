@@ -358,6 +358,7 @@ impl Engine {
         crate::fsutil::write_atomic(&dir.hardware(), started.as_bytes())
             .map_err(io("write", &dir.hardware()))?;
         let _ = fs::remove_file(dir.identity_pending());
+        let _ = fs::remove_file(dir.stopping());
         let child = vm::launch(&self.qemu, &spec, taps, self.run_as)
             .map_err(|e| LabError::vm(name, e.into()))?;
         let pid = child.id();

@@ -66,6 +66,13 @@ impl VmDir {
         self.0.join("ready")
     }
 
+    /// Present while the engine stops the VM (from before its QEMU is told
+    /// to quit until its pidfile is gone): a QEMU that exits then was
+    /// stopped, not crashed, whatever its console said last.
+    pub fn stopping(&self) -> PathBuf {
+        self.0.join("stopping")
+    }
+
     pub fn qmp_socket(&self) -> PathBuf {
         crate::qemu::qmp_socket(&self.0)
     }

@@ -141,9 +141,10 @@ impl Engine {
                 VmState::Starting
             })
         } else if dir.pidfile().exists() {
-            // Gone without being stopped: a crash, unless the guest powered
-            // itself off (the kernel's last words on the serial console).
-            Some(if powered_off(&dir) {
+            // Gone without being stopped: a crash, unless the engine was
+            // stopping it or the guest powered itself off (the kernel's last
+            // words on the serial console).
+            Some(if dir.stopping().exists() || powered_off(&dir) {
                 VmState::Stopped
             } else {
                 VmState::Crashed

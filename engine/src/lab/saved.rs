@@ -70,6 +70,8 @@ impl Engine {
         write_record(&dir.saved_meta(), &record)?;
         // Paused and saved: no clean shutdown to wait for. Told on the QMP
         // connection held (QMP takes one client at a time), then made sure of.
+        // Its exit is a stop (`stopping`), never taken for a crash.
+        let _ = fs::write(dir.stopping(), "");
         p.quit();
         self.stop_vm(lab, name, Duration::ZERO)?;
         Ok(record.bytes)

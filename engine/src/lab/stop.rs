@@ -19,8 +19,12 @@ impl Engine {
             .or_else(|| running_qemus(lab).get(name).copied());
         let Some(pid) = pid else {
             let _ = fs::remove_file(dir.pidfile());
+            let _ = fs::remove_file(dir.stopping());
             return Ok(());
         };
+        // From here on an exit is this stop's doing (the watcher must not
+        // see a crash, nor a restart policy act on one).
+        let _ = fs::write(dir.stopping(), pid.to_string());
         // A guest that has not said it is ready has no acpid listening yet
         // (and nothing worth a clean shutdown): it is quit at once.
         let booted = dir.ready().exists();
@@ -55,6 +59,7 @@ impl Engine {
         }
         let _ = fs::remove_file(dir.pidfile());
         let _ = fs::remove_file(dir.ready());
+        let _ = fs::remove_file(dir.stopping());
         Ok(())
     }
 
