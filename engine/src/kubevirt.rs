@@ -114,6 +114,53 @@ pub enum KubevirtError {
         value: String,
         reason: &'static str,
     },
+    #[error("{option}: {value:?} {reason}")]
+    Option {
+        option: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// A Kubernetes quantity as a disk size takes it: digits, an optional
+/// fraction, an optional binary or decimal suffix (`1Gi`, `512Mi`, `2G`).
+fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    let mut parts = digits.splitn(2, '.');
+    let whole = parts.next().unwrap_or_default();
+    let frac = parts.next();
+    !whole.is_empty()
+        && whole.chars().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+        && [
+            "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+        ]
+        .contains(&suffix)
+}
+
+fn check_options(opts: &Options) -> Result<(), KubevirtError> {
+    if !is_quantity(&opts.disk_size) {
+        return Err(KubevirtError::Option {
+            option: "--disk-size",
+            value: opts.disk_size.clone(),
+            reason: "is not a Kubernetes quantity (like 1Gi or 512Mi)",
+        });
+    }
+    let registry_ok = !opts.registry.is_empty()
+        && !opts.registry.contains("://")
+        && opts
+            .registry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:/".contains(c));
+    if !registry_ok {
+        return Err(KubevirtError::Option {
+            option: "--registry",
+            value: opts.registry.clone(),
+            reason: "is not a registry path (like localhost:5000/minivm: host, port and path, no scheme)",
+        });
+    }
+    Ok(())
 }
 
 impl Exported {
@@ -183,6 +230,7 @@ pub fn cluster_view(t: &Topology) -> Topology {
 
 /// `t` (valid) as manifests.
 pub fn export(t: &Topology, opts: &Options) -> Result<Exported, KubevirtError> {
+    check_options(opts)?;
     check_k8s_name("name".into(), &t.name)?;
     for (i, n) in t.networks.iter().enumerate() {
         check_k8s_name(format!("networks[{i}].name"), &n.name)?;
@@ -684,6 +732,32 @@ mod tests {
             "nodes[1].name: \"h1-\" ends with '-'; Kubernetes names must end with a letter or digit"
         );
         assert_eq!(golden_name("My_Image.v2"), "minivm-my-image-v2");
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_the_flag() {
+        let t = router();
+        let with = |disk: &str, registry: &str| {
+            export(
+                &t,
+                &Options {
+                    disk_size: disk.into(),
+                    registry: registry.into(),
+                    ..Options::default()
+                },
+            )
+        };
+        for good in ["1Gi", "512Mi", "2G", "1.5Gi", "1073741824"] {
+            assert!(with(good, "localhost:5000/minivm").is_ok(), "{good}");
+        }
+        for bad in ["", "Gi", "1 Gi", "1GB", "-1Gi", "1.Gi"] {
+            let e = with(bad, "localhost:5000/minivm").unwrap_err().to_string();
+            assert!(e.starts_with("--disk-size: "), "{bad}: {e}");
+        }
+        for bad in ["", "docker://r/m", "r/m name", "r/m\n"] {
+            let e = with("1Gi", bad).unwrap_err().to_string();
+            assert!(e.starts_with("--registry: "), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -224,6 +224,24 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
         text(&out.stderr)
     );
     assert!(!bad_dir.exists());
+    let out = minivm_alone(&[
+        "export",
+        "-f",
+        edge.to_str().unwrap(),
+        "--format",
+        "kubevirt",
+        "--disk-size",
+        "1GB",
+        "-o",
+        bad_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--disk-size: \"1GB\" is not a Kubernetes quantity"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!bad_dir.exists());
 
     let (passed, out) = typecheck(&all);
     assert!(passed, "{} manifests; tsc says:\n{out}", all.len());
