@@ -37,9 +37,8 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `minivm export -f FILE --format kubevirt EXTRA -o DIR`: the files
-/// written, by name.
-fn export(file: &Path, extra: &[&str], dir: &Path) -> BTreeMap<String, String> {
+/// `minivm export -f FILE --format kubevirt EXTRA -o DIR`.
+fn run_export(file: &Path, extra: &[&str], dir: &Path) -> std::process::Output {
     let mut args = vec![
         "export",
         "-f",
@@ -49,7 +48,12 @@ fn export(file: &Path, extra: &[&str], dir: &Path) -> BTreeMap<String, String> {
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["-o", dir.to_str().unwrap()]);
-    ok(minivm_alone(&args));
+    minivm_alone(&args)
+}
+
+/// [`run_export`], successful: the files written, by name.
+fn export(file: &Path, extra: &[&str], dir: &Path) -> BTreeMap<String, String> {
+    ok(run_export(file, extra, dir));
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -208,40 +212,18 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
     )
     .unwrap();
     let bad_dir = work.path().join("bad");
-    let out = minivm_alone(&[
-        "export",
-        "-f",
-        bad.to_str().unwrap(),
-        "--format",
-        "kubevirt",
-        "-o",
-        bad_dir.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("networks[0].name: \"lan-\" ends with '-'"),
-        "{}",
-        text(&out.stderr)
+    refused(
+        &bad,
+        &[],
+        &bad_dir,
+        "networks[0].name: \"lan-\" ends with '-'",
     );
-    assert!(!bad_dir.exists());
-    let out = minivm_alone(&[
-        "export",
-        "-f",
-        edge.to_str().unwrap(),
-        "--format",
-        "kubevirt",
-        "--disk-size",
-        "1GB",
-        "-o",
-        bad_dir.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("--disk-size: \"1GB\" is not a Kubernetes quantity"),
-        "{}",
-        text(&out.stderr)
+    refused(
+        &edge,
+        &["--disk-size", "1GB"],
+        &bad_dir,
+        "--disk-size: \"1GB\" is not a Kubernetes quantity",
     );
-    assert!(!bad_dir.exists());
 
     let (passed, out) = typecheck(&all);
     assert!(passed, "{} manifests; tsc says:\n{out}", all.len());
@@ -287,6 +269,15 @@ fn manifests_type_check_against_the_published_apis_and_match_the_golden_files() 
     ] {
         assert!(out.contains(needle), "{needle:?} not in\n{out}");
     }
+}
+
+/// `minivm export -f FILE --format kubevirt EXTRA -o DIR` fails saying
+/// `why`, and writes nothing.
+fn refused(file: &Path, extra: &[&str], dir: &Path, why: &str) {
+    let out = run_export(file, extra, dir);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    assert!(!dir.exists());
 }
 
 /// Compares an example's export with `kubevirt/golden/<example>/`.
