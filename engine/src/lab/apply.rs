@@ -443,6 +443,10 @@ impl Engine {
                 vm,
                 "a warm start was cut short: handing the clone its identity"
             );
+            // A clone whose starter died before it read the console is
+            // still waiting for a reader (QEMU runs nothing until one
+            // comes, QMP included): read it first.
+            self.watch(&dir, vm);
             if let Err(e) = self.identify_clone(&dir, vm, &macs) {
                 tracing::warn!(vm, error = %crate::report(&e), "the clone cannot take its identity; stopping it");
                 let _ = self.stop_vm(&t.name, vm, std::time::Duration::ZERO);
