@@ -8,9 +8,7 @@ use std::path::Path;
 /// directory, fsync, rename over the target, fsync of the directory. A reader
 /// sees the old content or the new, never a torn mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    let dir = parent_dir(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
@@ -32,6 +30,84 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The directory `path` is in: `.` for a bare file name (whose
+/// `Path::parent` is the empty path, which cannot be opened).
+pub fn parent_dir(path: &Path) -> io::Result<&Path> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Ok(Path::new(".")),
+        Some(p) => Ok(p),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path has no parent",
+        )),
+    }
+}
+
+/// Fsyncs the directory `path` is in, so that a rename into it lasts.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    File::open(parent_dir(path)?)?.sync_all()
+}
+
+/// Why a file named by a lab file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfinedError {
+    #[error("{0}: leaves the lab's directory (through a link or an absolute path)")]
+    Outside(String),
+    #[error("{0}: not a regular file")]
+    NotAFile(String),
+    #[error("{0}: larger than {1} bytes")]
+    TooLarge(String, usize),
+    #[error("{0}: {1}")]
+    Io(String, #[source] io::Error),
+}
+
+/// Reads the regular file `rel` of the directory `dir` as text, at most
+/// `limit` bytes, for a lab file that names it (node `files[].source`,
+/// containerlab `binds` and `startup-config`). What a hostile lab file
+/// could point at is refused: a path that leaves `dir` once its links are
+/// resolved (`..`, an absolute path, a symlink to `/etc/shadow`), and
+/// anything that is not a regular file (a FIFO would block, a device
+/// would never end).
+pub fn read_confined(dir: &Path, rel: &Path, limit: usize) -> Result<String, ConfinedError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = rel.display().to_string();
+    let err = |e: io::Error| ConfinedError::Io(shown.clone(), e);
+    let base = fs::canonicalize(parent_or_dot(dir)).map_err(err)?;
+    let real = fs::canonicalize(dir.join(rel)).map_err(err)?;
+    if !real.starts_with(&base) {
+        return Err(ConfinedError::Outside(shown));
+    }
+    // Opened without following a link swapped in since, and without
+    // waiting for a writer: the type is checked on what was opened.
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&real)
+        .map_err(err)?;
+    if !f.metadata().map_err(err)?.is_file() {
+        return Err(ConfinedError::NotAFile(shown));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() > limit {
+        return Err(ConfinedError::TooLarge(shown, limit));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")))
+}
+
+/// `dir`, or `.` when it is the empty path (the parent of a bare name).
+fn parent_or_dot(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
 }
 
 /// Opens (creating) the lock file `path` and takes an exclusive flock on
@@ -75,6 +151,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+    }
+
+    #[test]
+    fn a_bare_file_name_is_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("out.yaml")).unwrap(), Path::new("."));
+        assert_eq!(parent_dir(Path::new("d/out.yaml")).unwrap(), Path::new("d"));
+        assert_eq!(parent_dir(Path::new("/out.yaml")).unwrap(), Path::new("/"));
+        assert!(parent_dir(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn a_confined_read_refuses_links_out_special_files_and_big_ones() {
+        let top = tempfile::tempdir().unwrap();
+        let lab = top.path().join("lab");
+        fs::create_dir_all(lab.join("r1")).unwrap();
+        fs::write(lab.join("r1/frr.conf"), "hostname r1\n").unwrap();
+        fs::write(top.path().join("secret"), "TOPSECRET").unwrap();
+        std::os::unix::fs::symlink(top.path().join("secret"), lab.join("out")).unwrap();
+        std::os::unix::fs::symlink("r1/frr.conf", lab.join("inside")).unwrap();
+        fs::write(lab.join("big"), vec![b'x'; 100]).unwrap();
+        let fifo = lab.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo touches only the file system.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let read = |rel: &str| read_confined(&lab, Path::new(rel), 64);
+        assert_eq!(read("r1/frr.conf").unwrap(), "hostname r1\n");
+        // A link that stays inside is followed.
+        assert_eq!(read("inside").unwrap(), "hostname r1\n");
+        assert!(matches!(read("out"), Err(ConfinedError::Outside(_))));
+        assert!(matches!(read("../secret"), Err(ConfinedError::Outside(_))));
+        assert!(matches!(
+            read("/etc/hostname"),
+            Err(ConfinedError::Outside(_))
+        ));
+        assert!(matches!(read("fifo"), Err(ConfinedError::NotAFile(_))));
+        assert!(matches!(read("r1"), Err(ConfinedError::NotAFile(_))));
+        assert!(matches!(read("big"), Err(ConfinedError::TooLarge(_, 64))));
+        assert!(matches!(read("nope"), Err(ConfinedError::Io(..))));
     }
 
     #[test]

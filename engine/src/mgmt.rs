@@ -11,7 +11,10 @@
 //! `ip minivm-<lab>`: the host's own rules and routes are never edited.
 //! The only host settings touched are two of the lab's own interface:
 //! `forwarding` (VMs' traffic may be routed on) and `route_localnet` (a
-//! forward from 127.0.0.1 may leave through it, masqueraded).
+//! forward from 127.0.0.1 may leave through it, masqueraded). The same
+//! table guards the host from the guests: nothing from the lab's interface
+//! to or from 127.0.0.0/8, and nothing into the host but replies to what
+//! the host started and a ping of the gateway.
 //!
 //! What was applied is recorded in `<lab>/mgmt.json` (a hash), trusted
 //! only while the interface and the table are there.
@@ -98,14 +101,19 @@ impl Uplink {
         })
     }
 
-    /// A digest of everything applied, to tell an out-of-date host side.
+    /// A digest of everything applied, to tell an out-of-date host side
+    /// (the rules' version too: a host side made by an older minivm, with
+    /// rules since added, is applied again).
     pub fn hash(&self) -> String {
         format!(
             "{:016x}",
-            topology::names::stable_hash(&[&format!("{self:?}")])
+            topology::names::stable_hash(&[RULES_VERSION, &format!("{self:?}")])
         )
     }
 }
+
+/// Bumped when `nft_script` makes other rules for the same uplink.
+const RULES_VERSION: &str = "2: guard";
 
 /// The lab's nftables table (family `ip`; the impairments' table of the
 /// same name is family `netdev`).
@@ -163,8 +171,35 @@ pub fn nft_script(lab: &str, u: &Uplink) -> String {
             u.host_if
         );
     }
-    s.push_str("  }\n}\n");
+    s.push_str("  }\n");
+    guard(&mut s, u);
+    s.push_str("}\n");
     s
+}
+
+/// What keeps the lab's guests off the host: nothing arriving from the
+/// lab's host interface is addressed to or from 127.0.0.0/8 (its
+/// `route_localnet`, which lets a forward from 127.0.0.1 leave through it,
+/// would otherwise deliver a guest's frame to any loopback service), and
+/// nothing reaches a host service: only replies to what the host started
+/// and a ping of the gateway are let in. Port forwards are DNAT to a VM
+/// (the forward path), untouched.
+fn guard(s: &mut String, u: &Uplink) {
+    let i = &u.host_if;
+    s.push_str("  chain guard_prerouting {\n    type filter hook prerouting priority raw; policy accept;\n");
+    let _ = writeln!(s, "    iifname \"{i}\" ip daddr 127.0.0.0/8 drop");
+    let _ = writeln!(s, "    iifname \"{i}\" ip saddr 127.0.0.0/8 drop");
+    s.push_str(
+        "  }\n  chain guard_input {\n    type filter hook input priority filter; policy accept;\n",
+    );
+    let _ = writeln!(s, "    iifname \"{i}\" ct state established,related accept");
+    let _ = writeln!(
+        s,
+        "    iifname \"{i}\" ip daddr {} icmp type echo-request accept",
+        u.gateway.addr
+    );
+    let _ = writeln!(s, "    iifname \"{i}\" drop");
+    s.push_str("  }\n");
 }
 
 fn record_path(lab_dir: &Path) -> std::path::PathBuf {
@@ -329,13 +364,28 @@ mod tests {
             )),
             "{s}"
         );
+        // Guests are kept off the host's loopback and services.
+        for rule in [
+            format!("iifname \"{host}\" ip daddr 127.0.0.0/8 drop"),
+            format!("iifname \"{host}\" ip saddr 127.0.0.0/8 drop"),
+            format!("iifname \"{host}\" ct state established,related accept"),
+            format!("iifname \"{host}\" ip daddr 172.20.20.1 icmp type echo-request accept"),
+            format!("iifname \"{host}\" drop"),
+        ] {
+            assert_eq!(s.matches(&rule).count(), 1, "{rule}: {s}");
+        }
+        assert!(
+            s.find("ct state established").unwrap()
+                < s.find(&format!("iifname \"{host}\" drop")).unwrap(),
+            "replies are let in before the drop: {s}"
+        );
     }
 
     #[test]
     fn without_nat_nothing_is_masqueraded_but_forwards_and_the_hash_follows_changes() {
         let t = lab("mgmt: {subnet: 172.20.20.0/24}\n");
         let u = Uplink::desired(&t).unwrap();
-        assert!(!nft_script("m", &u).contains("ip saddr"));
+        assert!(!nft_script("m", &u).contains("ip saddr 172.20.20.0/24"));
         let with_nat =
             Uplink::desired(&lab("mgmt: {subnet: 172.20.20.0/24, nat: true}\n")).unwrap();
         assert_ne!(u.hash(), with_nat.hash());

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{minivm, text};
+use common::{minivm, ok, text};
 
 #[test]
 fn build_list_doctor_and_refusals() {
@@ -103,4 +103,95 @@ fn build_list_doctor_and_refusals() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A crafted image that makes `qemu-img` read a host file (a VMDK whose
+/// FLAT extent names one, a qcow2 with an external data file, a backing
+/// file) is refused with the file it names, and leaves nothing in the
+/// store; a self-contained VMDK is imported.
+#[test]
+fn an_image_naming_host_files_is_refused() {
+    let state = common::state_dir();
+    let s = state.path();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let secret = w.join("secret.bin");
+    let mut bytes = vec![0u8; 1 << 20];
+    bytes[..9].copy_from_slice(b"TOPSECRET");
+    std::fs::write(&secret, &bytes).unwrap();
+    let qemu_img = |args: &[&str]| {
+        let out = Command::new("qemu-img").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "qemu-img {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    let flat = w.join("flat.vmdk");
+    std::fs::write(
+        &flat,
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 2048 FLAT \"{}\" 0\n\nddb.adapterType = \"ide\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let shadow = w.join("shadow.vmdk");
+    std::fs::write(
+        &shadow,
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 8 FLAT \"/etc/shadow\" 0\n",
+    )
+    .unwrap();
+    let data_file = w.join("data.qcow2");
+    let opt = format!("data_file={},data_file_raw=on", secret.display());
+    qemu_img(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        &opt,
+        data_file.to_str().unwrap(),
+        "1M",
+    ]);
+    let backed = w.join("backed.qcow2");
+    qemu_img(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-F",
+        "raw",
+        "-b",
+        secret.to_str().unwrap(),
+        backed.to_str().unwrap(),
+    ]);
+    for (file, names) in [
+        (&flat, secret.display().to_string()),
+        (&shadow, "/etc/shadow".to_string()),
+        (&data_file, secret.display().to_string()),
+        (&backed, secret.display().to_string()),
+    ] {
+        let out = minivm(s, &["image", "import", "evil", file.to_str().unwrap()]);
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {said}", file.display());
+        assert!(said.contains(&names), "{}: {said}", file.display());
+        let list = ok(minivm(s, &["image", "list"]));
+        assert!(!list.contains("evil"), "{list}");
+        let images = s.join("images");
+        if images.exists() {
+            let left: Vec<_> = std::fs::read_dir(&images)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("evil"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+    // The same kind of file, self-contained, is taken.
+    let good = w.join("good.vmdk");
+    qemu_img(&["create", "-f", "vmdk", good.to_str().unwrap(), "10M"]);
+    ok(minivm(
+        s,
+        &["image", "import", "good", good.to_str().unwrap()],
+    ));
+    assert!(ok(minivm(s, &["image", "list"])).contains("good"));
 }

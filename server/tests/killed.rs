@@ -6,7 +6,9 @@
 //! running lab that plans nothing; after each kill in a `down`, the next
 //! `down --cleanup` leaves no process, namespace, interface or file. The
 //! moments are random per run and printed with their seed, so that a
-//! failure can be replayed with MINIVM_KILL_SEED. Needs root.
+//! failure can be replayed exactly with the printed
+//! `MINIVM_KILL_SEED=SEED/UP_MS/DOWN_MS`. The longer run tries many seeds:
+//! `cargo test -p server --test killed -- --ignored`. Needs root.
 
 mod common;
 
@@ -44,6 +46,43 @@ fn moments(rng: &mut Rng, span: u64) -> Vec<u64> {
     (0..KILLS)
         .map(|i| span * i / KILLS + rng.below(span / KILLS))
         .collect()
+}
+
+/// The seed and the spans the kills are spread over: from
+/// `MINIVM_KILL_SEED` (`SEED` or `SEED/UP_MS/DOWN_MS`), or a new seed over
+/// the spans measured in this run.
+fn parse_seed(given: Option<&str>, up_ms: u64, down_ms: u64) -> (u64, u64, u64) {
+    let Some(given) = given else {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        return (seed, up_ms, down_ms);
+    };
+    let parts: Vec<u64> = given
+        .split('/')
+        .map(|p| {
+            p.trim().parse().unwrap_or_else(|_| {
+                panic!("MINIVM_KILL_SEED={given:?}: SEED or SEED/UP_MS/DOWN_MS")
+            })
+        })
+        .collect();
+    match parts[..] {
+        [seed] => (seed, up_ms, down_ms),
+        [seed, up, down] => (seed, up, down.max(200)),
+        _ => panic!("MINIVM_KILL_SEED={given:?}: SEED or SEED/UP_MS/DOWN_MS"),
+    }
+}
+
+#[test]
+fn a_full_seed_fixes_the_kill_moments() {
+    let a = parse_seed(Some("1796667296778788081/9000/1500"), 1, 1);
+    assert_eq!(a, (1796667296778788081, 9000, 1500));
+    let b = parse_seed(Some("1796667296778788081"), 7000, 900);
+    assert_eq!(b, (1796667296778788081, 7000, 900));
+    let mut r1 = Rng(a.0 | 1);
+    let mut r2 = Rng(a.0 | 1);
+    assert_eq!(moments(&mut r1, 9000), moments(&mut r2, 9000));
 }
 
 fn spawn(state: &Path, args: &[&str]) -> Child {
@@ -100,6 +139,27 @@ fn clean_down(state: &Path, lab: &str, what: &str) {
 
 #[test]
 fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
+    let given = std::env::var("MINIVM_KILL_SEED").ok();
+    kill_rounds(&[given.as_deref()]);
+}
+
+/// The longer run: many seeds, one after another on one lab
+/// (`MINIVM_KILL_RUNS`, 6 by default; about a minute each):
+/// `cargo test -p server --test killed -- --ignored`.
+#[test]
+#[ignore]
+fn many_seeds() {
+    let runs: usize = std::env::var("MINIVM_KILL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    kill_rounds(&vec![None; runs]);
+}
+
+/// For each seed (`None`: a new one), an up and a down measured, then
+/// `KILLS` kills in up and in down, each followed by a converging `up` or
+/// a clean `down --cleanup`.
+fn kill_rounds(seeds: &[Option<&str>]) {
     let state = common::state_dir();
     let s = state.path();
     let lab = format!("kill-test-{}", std::process::id());
@@ -109,29 +169,30 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
     let f = file.to_str().unwrap();
     common::tiny_image(s);
     let _down = Down(s.to_path_buf(), lab.clone());
+    for given in seeds {
+        kill_round(s, &lab, &text, f, *given);
+    }
+}
 
+fn kill_round(s: &Path, lab: &str, text: &str, f: &str, given: Option<&str>) {
     // How long a whole up and a whole down take here, to spread the kills.
     let t = Instant::now();
-    converged_up(s, &lab, f, "first up");
-    let up_ms = t.elapsed().as_millis() as u64;
+    converged_up(s, lab, f, "first up");
+    let measured_up = t.elapsed().as_millis() as u64;
     let t = Instant::now();
-    clean_down(s, &lab, "first down");
-    let down_ms = (t.elapsed().as_millis() as u64).max(200);
+    clean_down(s, lab, "first down");
+    let measured_down = (t.elapsed().as_millis() as u64).max(200);
 
-    let seed = std::env::var("MINIVM_KILL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    // `SEED` spreads the kills over the times measured here;
+    // `SEED/UP_MS/DOWN_MS` (as printed below) replays a run's kill moments
+    // exactly.
+    let (seed, up_ms, down_ms) = parse_seed(given, measured_up, measured_down);
     let mut rng = Rng(seed | 1);
     let ups = moments(&mut rng, up_ms);
     let downs = moments(&mut rng, down_ms);
+    let seed = format!("{seed}/{up_ms}/{down_ms}");
     eprintln!(
-        "MINIVM_KILL_SEED={seed}: up takes {up_ms} ms, down {down_ms} ms; kill -9 in up after {ups:?} ms, in down after {downs:?} ms"
+        "MINIVM_KILL_SEED={seed}: up takes {measured_up} ms, down {measured_down} ms here; kill -9 in up after {ups:?} ms, in down after {downs:?} ms"
     );
 
     for (i, (&u, &d)) in ups.iter().zip(&downs).enumerate() {
@@ -143,12 +204,12 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
         };
         let what = format!("after kill -9 of {who} {u} ms into up (seed {seed})");
         if by_server {
-            server_killed(s, &lab, &text, "start", u);
+            server_killed(s, lab, text, "start", u);
         } else {
             let mut up = spawn(s, &["up", "-f", f]);
             kill_at(&mut up, Instant::now(), u);
         }
-        converged_up(s, &lab, f, &what);
+        converged_up(s, lab, f, &what);
 
         let who = if by_server {
             "minivm serve (stop)"
@@ -157,11 +218,11 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
         };
         let what = format!("after kill -9 of {who} {d} ms into down (seed {seed})");
         if by_server {
-            server_killed(s, &lab, &text, "stop", d);
+            server_killed(s, lab, text, "stop", d);
         } else {
-            let mut down = spawn(s, &["down", &lab, "--cleanup"]);
+            let mut down = spawn(s, &["down", lab, "--cleanup"]);
             kill_at(&mut down, Instant::now(), d);
         }
-        clean_down(s, &lab, &what);
+        clean_down(s, lab, &what);
     }
 }

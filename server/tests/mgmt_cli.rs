@@ -4,6 +4,8 @@
 //! reaches a server in a namespace the test makes to stand in for the
 //! outside world, which sees the connection come from the host
 //! (masqueraded); a port forward on 127.0.0.1 reaches a server in a guest;
+//! a guest crafting frames to the gateway reaches neither the host's
+//! loopback nor a host service (issue 26's loopback hole);
 //! `check` never counts the management network; `down --cleanup` leaves no
 //! veth, nftables table, route or namespace, also after a QEMU is killed.
 //! Traffic never leaves the machine. Needs root.
@@ -225,6 +227,58 @@ fn mgmt_reaches_vms_nats_them_forwards_ports_and_is_cleaned_up() {
     }
     assert!(body.contains("hello-from-h1"), "{body}");
 
+    // A guest crafting its own frames gets nothing of the host: a SYN to
+    // the gateway's MAC addressed to 127.0.0.1, where a host listener
+    // waits, and one to the gateway's own address, where a host service
+    // listens on every address, go unanswered; the same crafted SYN to
+    // h1's server is answered (the frames are right), and the declared
+    // forward still works.
+    let loopback_service = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let any_service = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let attacker = Attacker::plug(tag, &lab, &format!("{}/24", mgmt_ip(201)));
+    let own = attacker.own_mac();
+    let h1_mac = attacker.neighbour_mac(&mgmt_ip(3));
+    let gateway: Ipv4Addr = mgmt_ip(1).parse().unwrap();
+    let gateway_mac = attacker.neighbour_mac(&mgmt_ip(1));
+    let me: Ipv4Addr = mgmt_ip(201).parse().unwrap();
+    let syn = |mac: [u8; 6], dst: Ipv4Addr, sport: u16, dport: u16| {
+        let frame = syn_frame(own, mac, me, dst, sport, dport);
+        send_and_listen(&attacker.ns, &attacker.ifname, frame, sport, dport)
+    };
+    let h1: Ipv4Addr = mgmt_ip(3).parse().unwrap();
+    assert_eq!(
+        syn(h1_mac, h1, 40001, 8080).map(|f| f & 0x12),
+        Some(0x12),
+        "the crafted SYN reaches h1's server"
+    );
+    let lo_port = loopback_service.local_addr().unwrap().port();
+    assert_eq!(
+        syn(gateway_mac, Ipv4Addr::LOCALHOST, 40002, lo_port),
+        None,
+        "a guest's SYN to 127.0.0.1:{lo_port} was answered"
+    );
+    let any_port = any_service.local_addr().unwrap().port();
+    assert_eq!(
+        syn(gateway_mac, gateway, 40003, any_port),
+        None,
+        "a guest's SYN to the gateway's {any_port} was answered"
+    );
+    // The listeners never saw a connection.
+    for l in [&loopback_service, &any_service] {
+        l.set_nonblocking(true).unwrap();
+        assert!(l.accept().is_err(), "a guest connected to a host service");
+    }
+    drop(attacker);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    body.clear();
+    let _ = c.read_to_string(&mut body);
+    assert!(
+        body.contains("hello-from-h1"),
+        "the forward after the attack: {body}"
+    );
+
     // check: the same six pairs as without mgmt, none over it.
     let out = minivm(s, &["check", &lab]);
     let report = text(&out.stdout);
@@ -284,4 +338,205 @@ fn bad_mgmt_is_refused_naming_the_field_and_changes_nothing() {
         "{err}"
     );
     assert_eq!(common::leftovers(s, &lab), Vec::<String>::new());
+}
+
+/// A namespace plugged into a lab's management bridge (a veth from it into
+/// the lab's namespace), standing in for a guest that crafts its own
+/// frames. Removed when dropped (the lab's end goes with the namespace).
+struct Attacker {
+    ns: String,
+    ifname: String,
+}
+
+impl Attacker {
+    fn plug(tag: u32, lab: &str, addr: &str) -> Attacker {
+        let a = Attacker {
+            ns: format!("mvtest-atk-{tag}"),
+            ifname: "atk0".into(),
+        };
+        let lab_ns = topology::names::netns_name(lab);
+        let bridge = topology::names::bridge_ifname(lab, topology::mgmt::NETWORK);
+        let outer = format!("mvta{tag}");
+        let run = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        };
+        run(&["netns", "add", &a.ns]);
+        run(&[
+            "-n", &a.ns, "link", "add", &a.ifname, "type", "veth", "peer", "name", &outer,
+        ]);
+        run(&["-n", &a.ns, "link", "set", &outer, "netns", &lab_ns]);
+        run(&["-n", &lab_ns, "link", "set", &outer, "master", &bridge]);
+        run(&["-n", &lab_ns, "link", "set", &outer, "up"]);
+        run(&["-n", &a.ns, "addr", "add", addr, "dev", &a.ifname]);
+        run(&["-n", &a.ns, "link", "set", &a.ifname, "up"]);
+        a
+    }
+
+    /// The MAC the namespace learnt for `ip` (after a ping from it).
+    fn neighbour_mac(&self, ip: &str) -> [u8; 6] {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ping", "-c", "1", "-W", "3", ip])
+            .output()
+            .unwrap();
+        let out = Command::new("ip")
+            .args(["-n", &self.ns, "neigh", "show", ip])
+            .output()
+            .unwrap();
+        let line = text(&out.stdout);
+        let mac = line
+            .split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no neighbour entry for {ip}: {line}"));
+        parse_mac(mac)
+    }
+
+    fn own_mac(&self) -> [u8; 6] {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns, "-br", "link", "show", &self.ifname])
+            .output()
+            .unwrap();
+        parse_mac(text(&out.stdout).split_whitespace().nth(2).unwrap())
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .trim()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    v.try_into().unwrap()
+}
+
+/// The ones' complement sum of `data`, folded.
+fn checksum(data: &[u8], mut sum: u32) -> u16 {
+    for c in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame holding a TCP SYN from `src:sport` to `dst:dport`.
+fn syn_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
+    let mut tcp = Vec::with_capacity(20);
+    tcp.extend(sport.to_be_bytes());
+    tcp.extend(dport.to_be_bytes());
+    tcp.extend(0x1234_5678u32.to_be_bytes()); // sequence
+    tcp.extend(0u32.to_be_bytes()); // ack
+    tcp.extend([0x50, 0x02]); // 5 words, SYN
+    tcp.extend(64240u16.to_be_bytes()); // window
+    tcp.extend([0, 0, 0, 0]); // checksum, urgent
+    let mut pseudo = Vec::new();
+    pseudo.extend(src.octets());
+    pseudo.extend(dst.octets());
+    pseudo.extend([0, 6, 0, 20]);
+    let sum = checksum(&[pseudo, tcp.clone()].concat(), 0);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0];
+    ip.extend(src.octets());
+    ip.extend(dst.octets());
+    let sum = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend(dst_mac);
+    frame.extend(src_mac);
+    frame.extend([0x08, 0x00]);
+    frame.extend(ip);
+    frame.extend(tcp);
+    frame
+}
+
+/// Sends `frame` (a SYN from port `sport` to `dport`) out of `ifname` in the
+/// namespace `ns` through a packet socket, and returns the TCP flags of any
+/// answer to it seen within 3 s (a SYN-ACK, or a reset: either way
+/// something behind the address answered).
+fn send_and_listen(ns: &str, ifname: &str, frame: Vec<u8>, sport: u16, dport: u16) -> Option<u8> {
+    let ns = ns.to_string();
+    let ifname = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: plain libc calls on a socket this thread owns, with buffers
+    // and addresses that outlive each call.
+    std::thread::spawn(move || unsafe {
+        // This thread only: it enters the namespace and opens the socket there.
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET), 0);
+        let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto);
+        assert!(
+            fd >= 0,
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let index = libc::if_nametoindex(ifname.as_ptr());
+        assert!(index > 0);
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto as u16;
+        sll.sll_ifindex = index as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[0..6]);
+        let sa = &sll as *const libc::sockaddr_ll as *const libc::sockaddr;
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        assert_eq!(libc::bind(fd, sa, len), 0);
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        let sent = libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, sa, len);
+        assert_eq!(
+            sent,
+            frame.len() as isize,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 2048];
+        let mut answer = None;
+        while std::time::Instant::now() < deadline && answer.is_none() {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n < 54 {
+                continue;
+            }
+            let b = &buf[..n as usize];
+            let ihl = usize::from(b[14] & 0x0f) * 4;
+            let t = 14 + ihl;
+            if b[12..14] == [0x08, 0x00]
+                && b[23] == 6
+                && b.len() >= t + 14
+                && u16::from_be_bytes([b[t], b[t + 1]]) == dport
+                && u16::from_be_bytes([b[t + 2], b[t + 3]]) == sport
+            {
+                answer = Some(b[t + 13]);
+            }
+        }
+        libc::close(fd);
+        answer
+    })
+    .join()
+    .unwrap()
 }

@@ -37,8 +37,9 @@ fn lab_from_template(template: &str, sets: &[&str], with_frr: bool) {
     ok(minivm(s, &argv));
     let _down = Down(s.to_path_buf(), lab.clone());
     ok(minivm(s, &["up", "-f", file.to_str().unwrap()]));
+    // A bare file name, written in the directory the command runs in.
     let junit = s.join("junit.xml");
-    let out = minivm(s, &["test", &lab, "--junit", junit.to_str().unwrap()]);
+    let out = common::minivm_in(s, s, &["test", &lab, "--junit", "junit.xml"]);
     let said = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -109,8 +110,9 @@ fn a_failing_expectation_fails_with_its_name_and_output_and_junit_says_so() {
     std::fs::write(&file, yaml).unwrap();
     let _down = Down(s.to_path_buf(), lab.clone());
     ok(minivm(s, &["up", "-f", file.to_str().unwrap()]));
+    // A bare file name, written in the directory the command runs in.
     let junit = s.join("junit.xml");
-    let out = minivm(s, &["test", &lab, "--junit", junit.to_str().unwrap()]);
+    let out = common::minivm_in(s, s, &["test", &lab, "--junit", "junit.xml"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("FAIL  h1 is called zebra"), "{said}");

@@ -104,3 +104,70 @@ fn reads_json_from_stdin_and_refuses_huge_and_missing_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+/// A lab file from the internet whose node `source` or containerlab bind is
+/// a symlink out of its directory (to a host secret), or a FIFO, is refused
+/// naming the field, and nothing is stored or written.
+#[test]
+fn a_source_or_bind_that_links_out_or_is_not_a_file_is_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let secret = top.path().join("secret");
+    std::fs::write(&secret, "TOPSECRET\n").unwrap();
+    let lab = top.path().join("lab");
+    std::fs::create_dir_all(lab.join("cfg")).unwrap();
+    std::os::unix::fs::symlink(&secret, lab.join("cfg/frr.conf")).unwrap();
+    let fifo = lab.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo touches only the file system.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let state = common::state_dir();
+    for (source, why) in [
+        ("cfg/frr.conf", "leaves the lab's directory"),
+        ("pipe", "not a regular file"),
+    ] {
+        let file = lab.join("lab.yaml");
+        std::fs::write(
+            &file,
+            format!("version: 1\nname: evil\ndefaults: {{image: tiny}}\nnodes:\n  - name: r1\n    files: [{{path: /etc/frr/frr.conf, source: {source}}}]\n"),
+        )
+        .unwrap();
+        let out = minivm(&["validate", &file.to_string_lossy()]);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("nodes[0].files[0].source") && said.contains(why),
+            "{source}: {said}"
+        );
+        assert!(!said.contains("TOPSECRET"), "{said}");
+        let out = common::minivm(
+            state.path(),
+            &["up", "-f", &file.to_string_lossy(), "--dry-run"],
+        );
+        assert_eq!(out.status.code(), Some(1));
+    }
+    // The same through a containerlab bind and startup-config: skipped
+    // with the reason in the report, the secret never read into the lab.
+    let clab = lab.join("evil.clab.yml");
+    std::fs::write(
+        &clab,
+        "name: evil\ntopology:\n  nodes:\n    r1:\n      kind: linux\n      image: alpine\n      binds: [\"cfg/frr.conf:/etc/motd\"]\n      startup-config: cfg/frr.conf\n",
+    )
+    .unwrap();
+    let out_file = top.path().join("out.yaml");
+    let out = common::minivm(
+        state.path(),
+        &[
+            "import",
+            &clab.to_string_lossy(),
+            "-o",
+            &out_file.to_string_lossy(),
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out_file.exists() {
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        assert!(!written.contains("TOPSECRET"), "{written}");
+    }
+    assert!(said.contains("leaves the lab's directory"), "{said}");
+    assert!(!said.contains("TOPSECRET"), "{said}");
+}

@@ -41,6 +41,12 @@ pub enum ImageError {
     UnsupportedFormat { path: String, format: String },
     #[error("{path} has a backing file ({backing}); import a standalone image (qemu-img convert it first)")]
     HasBacking { path: String, backing: String },
+    #[error("{path} makes QEMU read another file ({what} {other:?}): only a self-contained image is imported")]
+    ReadsOtherFile {
+        path: String,
+        what: &'static str,
+        other: String,
+    },
     #[error("image {name:?} is in use by {}", users.join(", "))]
     InUse { name: String, users: Vec<String> },
     #[error("cannot {action} {}", path.display())]
@@ -189,44 +195,27 @@ impl ImageStore {
             return Err(ImageError::MissingFile(file.to_path_buf()));
         }
         let shown = file.display().to_string();
-        let info = qemu_img_info(file).map_err(|e| ImageError::Unreadable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        let format = info["format"].as_str().unwrap_or("").to_string();
-        if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
-            return Err(ImageError::HasBacking {
-                path: shown,
-                backing: backing.to_string(),
-            });
-        }
-        // qemu-img calls any unrecognised file "raw": insist on a partition
-        // table or a known format, so that a random file is not a disk.
-        if !SUPPORTED_FORMATS.contains(&format.as_str()) {
-            return Err(ImageError::UnsupportedFormat {
-                path: shown,
-                format,
-            });
-        }
-        if format == "raw" && !has_mbr_or_gpt(file)? {
-            return Err(ImageError::Unreadable {
-                path: shown,
-                reason: "a raw file without a partition table (MBR or GPT) is not a bootable disk"
-                    .into(),
-            });
-        }
+        // The file is copied into the store first and only the copy is
+        // inspected and converted: a file changed after its inspection
+        // (a local user's swap) is never what is converted.
+        let src = self
+            .dir
+            .join(format!(".{name}.src.{}.tmp", std::process::id()));
         let tmp = self
             .dir
             .join(format!(".{name}.import.{}.tmp", std::process::id()));
         let result = (|| {
+            fs::copy(file, &src).map_err(io_err("copy", file))?;
+            let format = inspect_import(&src, &shown)?;
             process::run(
                 Command::new("qemu-img")
                     .args(["convert", "-O", "qcow2", "-f", &format])
-                    .arg(file)
+                    .arg(&src)
                     .arg(&tmp),
             )?;
             self.finish(name, &tmp, format!("imported from {shown}"), 0)
         })();
+        let _ = fs::remove_file(&src);
         let _ = fs::remove_file(&tmp);
         result
     }
@@ -354,6 +343,73 @@ impl ImageStore {
 
 /// `qemu-img info --output=json` of a file. `-U` (no lock): reading the
 /// header of an image in use must not fail or disturb the running VM.
+/// Checks a file about to be imported (`shown` is the name the user gave):
+/// a format minivm takes, self-contained, a raw one with a partition
+/// table. Returns its format.
+fn inspect_import(file: &Path, shown: &str) -> Result<String> {
+    let info = qemu_img_info(file).map_err(|e| ImageError::Unreadable {
+        path: shown.to_string(),
+        reason: e.to_string(),
+    })?;
+    let format = info["format"].as_str().unwrap_or("").to_string();
+    if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
+        return Err(ImageError::HasBacking {
+            path: shown.to_string(),
+            backing: backing.to_string(),
+        });
+    }
+    if let Some((what, other)) = outside_reference(&info, &file.to_string_lossy()) {
+        return Err(ImageError::ReadsOtherFile {
+            path: shown.to_string(),
+            what,
+            other,
+        });
+    }
+    // qemu-img calls any unrecognised file "raw": insist on a partition
+    // table or a known format, so that a random file is not a disk.
+    if !SUPPORTED_FORMATS.contains(&format.as_str()) {
+        return Err(ImageError::UnsupportedFormat {
+            path: shown.to_string(),
+            format,
+        });
+    }
+    if format == "raw" && !has_mbr_or_gpt(file)? {
+        return Err(ImageError::Unreadable {
+            path: shown.to_string(),
+            reason: "a raw file without a partition table (MBR or GPT) is not a bootable disk"
+                .into(),
+        });
+    }
+    Ok(format)
+}
+
+/// The first file other than `file` that `qemu-img info`'s answer says
+/// QEMU would open for it: a backing file, a qcow2 external data file, a
+/// VMDK extent (a FLAT extent naming `/etc/shadow` would be copied into
+/// the image), any child node's file.
+fn outside_reference(info: &serde_json::Value, file: &str) -> Option<(&'static str, String)> {
+    match info {
+        serde_json::Value::Object(m) => {
+            for (key, what) in [
+                ("backing-filename", "backing file"),
+                ("full-backing-filename", "backing file"),
+                ("data-file", "data file"),
+                ("filename", "extent or file"),
+            ] {
+                if let Some(v) = m.get(key) {
+                    let other = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    if key != "filename" || other != file {
+                        return Some((what, other));
+                    }
+                }
+            }
+            m.values().find_map(|v| outside_reference(v, file))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|v| outside_reference(v, file)),
+        _ => None,
+    }
+}
+
 pub fn qemu_img_info(path: &Path) -> Result<serde_json::Value, ProcessError> {
     let out = process::stdout(
         Command::new("qemu-img")
@@ -387,4 +443,55 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outside_reference;
+    use serde_json::json;
+
+    #[test]
+    fn a_flat_extent_a_data_file_or_a_backing_file_is_another_file() {
+        let flat = json!({
+            "children": [
+                {"name": "extents.0", "info": {"filename": "/etc/shadow", "format": "file"}},
+                {"name": "file", "info": {"filename": "/s/x.tmp", "format": "file"}}
+            ],
+            "filename": "/s/x.tmp",
+            "format": "vmdk",
+            "format-specific": {"type": "vmdk", "data": {
+                "create-type": "monolithicFlat",
+                "extents": [{"filename": "/etc/shadow", "format": "FLAT"}]
+            }}
+        });
+        assert_eq!(
+            outside_reference(&flat, "/s/x.tmp"),
+            Some(("extent or file", "/etc/shadow".into()))
+        );
+        let data_file = json!({"filename": "/s/x.tmp", "format": "qcow2",
+            "format-specific": {"type": "qcow2", "data": {"data-file": "/etc/shadow"}}});
+        assert_eq!(
+            outside_reference(&data_file, "/s/x.tmp"),
+            Some(("data file", "/etc/shadow".into()))
+        );
+        let backing = json!({"filename": "/s/x.tmp", "full-backing-filename": "/dev/sda"});
+        assert_eq!(
+            outside_reference(&backing, "/s/x.tmp"),
+            Some(("backing file", "/dev/sda".into()))
+        );
+    }
+
+    #[test]
+    fn a_self_contained_image_names_only_itself() {
+        let sparse = json!({
+            "children": [{"name": "file", "info": {"filename": "/s/x.tmp", "format": "file"}}],
+            "filename": "/s/x.tmp",
+            "format": "vmdk",
+            "format-specific": {"type": "vmdk", "data": {
+                "create-type": "monolithicSparse",
+                "extents": [{"filename": "/s/x.tmp", "format": ""}]
+            }}
+        });
+        assert_eq!(outside_reference(&sparse, "/s/x.tmp"), None);
+    }
 }

@@ -420,7 +420,9 @@ impl Engine {
 
     /// Hands their identity to the clones among `vms` whose start was cut
     /// short (the marker names the QEMU that still runs); one that cannot
-    /// take it is stopped (its next start boots cold: its disk is used).
+    /// take it is stopped, and the reconcile that follows boots it cold
+    /// (its disk is used). An error only when such a clone cannot be
+    /// stopped.
     pub(super) fn finish_pending_identities(&self, t: &Topology, vms: &[&str]) -> Result<()> {
         let t = &*topology::mgmt::effective(t);
         let running = super::procs::running_qemus(&t.name);
@@ -448,48 +450,85 @@ impl Engine {
             // comes, QMP included): read it first.
             self.watch(&dir, vm);
             if let Err(e) = self.identify_clone(&dir, vm, &macs) {
-                tracing::warn!(vm, error = %crate::report(&e), "the clone cannot take its identity; stopping it");
-                let _ = self.stop_vm(&t.name, vm, std::time::Duration::ZERO);
+                // Its disk was used by the clone: the reconcile that
+                // follows boots it cold.
+                tracing::warn!(
+                    vm,
+                    reason = %crate::report(&e),
+                    "the clone cannot take its identity; stopping it to boot it cold"
+                );
+                if let Err(e) = self.stop_vm(&t.name, vm, std::time::Duration::ZERO) {
+                    errors.push(e);
+                }
                 let _ = fs::remove_file(dir.identity_pending());
-                errors.push(e);
             }
         }
         LabError::combine(errors)
     }
 
     /// Waits until a QEMU started with `-incoming` has loaded its state
-    /// and runs (a state saved paused is continued).
+    /// and runs (a state saved paused is continued). A reply without a
+    /// status, or a QMP connection that drops or times out while QEMU is
+    /// busy loading (a loaded machine), is waited through with a new
+    /// connection; only a QEMU that is gone, one in a final state or the
+    /// deadline end the wait.
     fn wait_running(&self, dir: &super::VmDir, name: &str) -> Result<()> {
         let fault = |why: String| LabError::vm(name, VmFault::Resume(why));
-        let mut q = connect_qmp(&dir.qmp_socket()).map_err(|e| fault(e.to_string()))?;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut q: Option<crate::qmp::Qmp> = None;
+        let mut last = String::from("no answer yet");
         loop {
-            let status = q
-                .execute("query-status")
-                .map_err(|e| fault(e.to_string()))?;
+            if std::time::Instant::now() >= deadline {
+                return Err(fault(format!(
+                    "QEMU did not run within 120 s of loading the saved state (last: {last})"
+                )));
+            }
+            let conn = match q.as_mut() {
+                Some(c) => c,
+                None => match connect_qmp(&dir.qmp_socket()) {
+                    Ok(c) => q.insert(c),
+                    Err(e) => return Err(fault(format!("QMP: {e}"))),
+                },
+            };
+            let status = match conn.execute("query-status") {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::debug!(vm = name, error = %e, "QMP query-status; connecting again");
+                    last = e.to_string();
+                    q = None;
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
             let st = status["return"]["status"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            match st.as_str() {
-                "running" => return Ok(()),
-                "inmigrate" | "prelaunch" | "finish-migrate" | "postmigrate" | "paused"
-                    if std::time::Instant::now() < deadline =>
-                {
+            match resume_step(&st) {
+                ResumeStep::Done => return Ok(()),
+                ResumeStep::Wait => {
+                    if st.is_empty() {
+                        tracing::debug!(vm = name, reply = %status, "QMP status not given yet");
+                        last = status.to_string();
+                    } else {
+                        last = st.clone();
+                    }
                     // A guest saved paused: go on once the load is done.
                     if st == "paused" {
-                        let m = q
-                            .execute("query-migrate")
-                            .map_err(|e| fault(e.to_string()))?;
-                        if m["return"]["status"] == "completed" {
-                            q.execute("cont").map_err(|e| fault(e.to_string()))?;
+                        if let Ok(m) = conn.execute("query-migrate") {
+                            if m["return"]["status"] == "completed" {
+                                if let Err(e) = conn.execute("cont") {
+                                    last = e.to_string();
+                                    q = None;
+                                }
+                            }
                         }
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                other => {
+                ResumeStep::Failed => {
                     return Err(fault(format!(
-                        "QEMU is {other:?} after loading the saved state"
+                        "QEMU is {st:?} after loading the saved state"
                     )))
                 }
             }
@@ -544,6 +583,24 @@ pub(crate) fn discard_saved(dir: &super::VmDir) {
     let _ = fs::remove_file(dir.saved_state_tmp());
 }
 
+/// What a QMP run state means while a saved state loads.
+#[derive(Debug, PartialEq)]
+enum ResumeStep {
+    Done,
+    Wait,
+    Failed,
+}
+
+fn resume_step(status: &str) -> ResumeStep {
+    match status {
+        "running" => ResumeStep::Done,
+        // Loading, or just loaded; "" is a reply that named no status.
+        "" | "inmigrate" | "prelaunch" | "finish-migrate" | "postmigrate" | "paused"
+        | "restore-vm" => ResumeStep::Wait,
+        _ => ResumeStep::Failed,
+    }
+}
+
 /// QMP of a QEMU that may have just been started: its socket appears
 /// within moments of the launch.
 fn connect_qmp(socket: &Path) -> std::io::Result<crate::qmp::Qmp> {
@@ -556,6 +613,22 @@ fn connect_qmp(socket: &Path) -> std::io::Result<crate::qmp::Qmp> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{resume_step, ResumeStep};
+
+    #[test]
+    fn a_reply_without_a_status_is_waited_through_and_a_final_state_fails() {
+        assert_eq!(resume_step("running"), ResumeStep::Done);
+        for waiting in ["", "inmigrate", "postmigrate", "paused", "restore-vm"] {
+            assert_eq!(resume_step(waiting), ResumeStep::Wait, "{waiting:?}");
+        }
+        for failed in ["shutdown", "internal-error", "guest-panicked", "io-error"] {
+            assert_eq!(resume_step(failed), ResumeStep::Failed, "{failed:?}");
         }
     }
 }

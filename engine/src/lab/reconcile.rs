@@ -15,18 +15,16 @@ impl Engine {
         only: Option<&[&str]>,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Vec<Step>> {
-        let steps = reconcile(self, t, only, self.parallel, progress);
         // A warm clone whose start was cut short (the process killed
         // between its launch and its identity) runs with no identity: it
-        // is handed one now, whatever the plan said.
+        // is handed one first, or stopped when it cannot take it, so that
+        // the plan sees it as it really is and boots it cold.
         let vms: Vec<&str> = match only {
             Some(o) => o.to_vec(),
             None => t.nodes.iter().map(|n| n.name.as_str()).collect(),
         };
-        let pending = self.finish_pending_identities(t, &vms);
-        let steps = steps?;
-        pending?;
-        Ok(steps)
+        self.finish_pending_identities(t, &vms)?;
+        reconcile(self, t, only, self.parallel, progress)
     }
 }
 

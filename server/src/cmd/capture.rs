@@ -88,6 +88,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             let file = w.into_inner().into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;
+            engine::fsutil::sync_parent(path)?;
             r?
         }
         None => {

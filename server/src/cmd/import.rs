@@ -37,23 +37,20 @@ fn reader(dir: &Path) -> impl FnMut(&str) -> Result<Source, String> + '_ {
         if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
             return Err("outside the lab's directory".into());
         }
-        let path = dir.join(p);
         let limit = topology::validate::MAX_FILE_CONTENT;
-        let read_file = |path: &Path| -> Result<String, String> {
-            let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-            if meta.len() > limit as u64 {
-                return Err(format!("larger than {limit} bytes"));
-            }
-            std::fs::read_to_string(path).map_err(|e| e.to_string())
+        let read_file = |rel: &Path| -> Result<String, String> {
+            engine::fsutil::read_confined(dir, rel, limit).map_err(|e| e.to_string())
         };
-        let meta = std::fs::metadata(&path).map_err(|e| e.to_string())?;
-        if !meta.is_dir() {
-            return read_file(&path).map(Source::File);
+        // A directory is walked without following links; each file in it
+        // is read as one named on its own.
+        let is_dir = std::fs::symlink_metadata(dir.join(p)).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            return read_file(p).map(Source::File);
         }
         let mut out = Vec::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(sub) = stack.pop() {
-            let mut entries: Vec<_> = std::fs::read_dir(path.join(&sub))
+            let mut entries: Vec<_> = std::fs::read_dir(dir.join(p).join(&sub))
                 .map_err(|e| e.to_string())?
                 .flatten()
                 .collect();
@@ -65,7 +62,7 @@ fn reader(dir: &Path) -> impl FnMut(&str) -> Result<Source, String> + '_ {
                 } else if out.len() <= clab::MAX_DIR_FILES {
                     out.push((
                         rel.to_string_lossy().into_owned(),
-                        read_file(&path.join(&rel))?,
+                        read_file(&p.join(&rel))?,
                     ));
                 }
             }

@@ -82,17 +82,12 @@ pub fn source_reader(file: &std::path::Path) -> impl FnMut(&str) -> Result<Strin
             );
         }
         let dir = file.parent().unwrap_or(std::path::Path::new("."));
-        let path = dir.join(src);
-        let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let limit = topology::validate::MAX_FILE_CONTENT;
-        let mut text = String::new();
-        f.take(limit as u64 + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if text.len() > limit {
-            return Err(format!("{} is larger than {limit} bytes", path.display()));
-        }
-        Ok(text)
+        engine::fsutil::read_confined(
+            dir,
+            std::path::Path::new(src),
+            topology::validate::MAX_FILE_CONTENT,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -44,6 +44,17 @@ pub fn minivm(state: &Path, args: &[&str]) -> Output {
         .expect("run minivm")
 }
 
+/// `minivm` run in the directory `cwd` (relative paths are its).
+pub fn minivm_in(state: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minivm"))
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run minivm")
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
