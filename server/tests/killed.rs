@@ -143,6 +143,63 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
     kill_rounds(&[given.as_deref()]);
 }
 
+/// The moment the kill test hits by chance, made to happen: `up` killed
+/// while a warm clone waits for its identity, and the clone then unable to
+/// take it (its configuration gone). The next `up` stops that clone, says
+/// why, and boots it cold: the lab converges.
+#[test]
+fn a_clone_cut_short_that_cannot_take_its_identity_boots_cold() {
+    let state = common::state_dir();
+    let s = state.path();
+    let lab = format!("kill-id-{}", std::process::id());
+    let text = LAB.replace("NAME", &lab);
+    let file = s.join(format!("{lab}.yaml"));
+    std::fs::write(&file, &text).unwrap();
+    let f = file.to_str().unwrap();
+    common::tiny_image(s);
+    let _down = Down(s.to_path_buf(), lab.clone());
+    // The warm image of this shape exists after one up.
+    converged_up(s, &lab, f, "first up");
+    clean_down(s, &lab, "first down");
+
+    let vms = s.join("labs").join(&lab).join("vms");
+    let mut up = spawn(s, &["up", "-f", f]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let pending = loop {
+        // The marker names the clone's QEMU once it is launched.
+        if let Some(vm) = ["a", "b"].into_iter().find(|vm| {
+            std::fs::read_to_string(vms.join(vm).join("identity-pending"))
+                .is_ok_and(|t| !t.trim().is_empty())
+        }) {
+            break vm;
+        }
+        assert!(
+            up.try_wait().unwrap().is_none(),
+            "up ended before a clone waited for its identity"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no clone waited for its identity"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    up.kill().unwrap();
+    up.wait().unwrap();
+    std::fs::remove_file(vms.join(pending).join("minivm.conf")).unwrap();
+
+    let out = minivm(s, &["up", "-f", f, "--timeout", "300"]);
+    let said = format!("{}{}", common::text(&out.stdout), common::text(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("cannot take its identity"), "{said}");
+    converged_up(s, &lab, f, "after the clone could not take its identity");
+    let host = ok(minivm(
+        s,
+        &["exec", &lab, pending, "--", "cat", "/etc/hostname"],
+    ));
+    assert_eq!(host.trim(), pending);
+    clean_down(s, &lab, "last down");
+}
+
 /// The longer run: many seeds, one after another on one lab
 /// (`MINIVM_KILL_RUNS`, 6 by default; about a minute each):
 /// `cargo test -p server --test killed -- --ignored`.

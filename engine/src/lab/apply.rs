@@ -357,8 +357,16 @@ impl Engine {
         .expect("serializes");
         crate::fsutil::write_atomic(&dir.hardware(), started.as_bytes())
             .map_err(io("write", &dir.hardware()))?;
-        let _ = fs::remove_file(dir.identity_pending());
         let _ = fs::remove_file(dir.stopping());
+        // A clone's marker is there before its QEMU: a process killed
+        // right after the launch leaves a clone the next reconcile knows
+        // to hand its identity (the pid is added once known).
+        if warm.is_some() {
+            crate::fsutil::write_atomic(&dir.identity_pending(), b"")
+                .map_err(io("write", &dir.identity_pending()))?;
+        } else {
+            let _ = fs::remove_file(dir.identity_pending());
+        }
         let child = vm::launch(&self.qemu, &spec, taps, self.run_as)
             .map_err(|e| LabError::vm(name, e.into()))?;
         let pid = child.id();
@@ -432,8 +440,11 @@ impl Engine {
             let Ok(text) = fs::read_to_string(dir.identity_pending()) else {
                 continue;
             };
+            // Empty: its starter died between writing it and learning the
+            // pid; the VM's QEMU found running is that clone.
             let pid: Option<u32> = text.trim().parse().ok();
-            if pid.is_none() || running.get(*vm).copied() != pid {
+            let live = running.get(*vm).copied();
+            if live.is_none() || (pid.is_some() && live != pid) {
                 let _ = fs::remove_file(dir.identity_pending());
                 continue;
             }
@@ -452,9 +463,11 @@ impl Engine {
             if let Err(e) = self.identify_clone(&dir, vm, &macs) {
                 // Its disk was used by the clone: the reconcile that
                 // follows boots it cold.
+                let log = fs::read_to_string(dir.qemu_log()).unwrap_or_default();
                 tracing::warn!(
                     vm,
                     reason = %crate::report(&e),
+                    qemu = %log.trim(),
                     "the clone cannot take its identity; stopping it to boot it cold"
                 );
                 if let Err(e) = self.stop_vm(&t.name, vm, std::time::Duration::ZERO) {

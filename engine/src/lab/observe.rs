@@ -158,7 +158,11 @@ impl Engine {
             state,
             has_overlay: dir.overlay().exists(),
             hardware: started.as_ref().map(|s| s.hardware.clone()),
-            seed_hash: started.map(|s| s.seed_hash).filter(|_| dir.seed().exists()),
+            // Both halves of the seed must be there (a missing one is written
+            // again before the next start).
+            seed_hash: started
+                .map(|s| s.seed_hash)
+                .filter(|_| dir.seed().exists() && dir.fw_cfg_conf().exists()),
             saved: saved_state(&dir),
         }
     }
