@@ -149,20 +149,13 @@ fn killed_in_up_or_down_then_up_converges_and_down_leaves_nothing() {
 /// why, and boots it cold: the lab converges.
 #[test]
 fn a_clone_cut_short_that_cannot_take_its_identity_boots_cold() {
-    let state = common::state_dir();
-    let s = state.path();
-    let lab = format!("kill-id-{}", std::process::id());
-    let text = LAB.replace("NAME", &lab);
-    let file = s.join(format!("{lab}.yaml"));
-    std::fs::write(&file, &text).unwrap();
-    let f = file.to_str().unwrap();
-    common::tiny_image(s);
-    let _down = Down(s.to_path_buf(), lab.clone());
+    let l = KillLab::new("kill-id");
+    let (s, lab, f) = (l.state.path(), l.lab.as_str(), l.file.as_str());
     // The warm image of this shape exists after one up.
-    converged_up(s, &lab, f, "first up");
-    clean_down(s, &lab, "first down");
+    converged_up(s, lab, f, "first up");
+    clean_down(s, lab, "first down");
 
-    let vms = s.join("labs").join(&lab).join("vms");
+    let vms = s.join("labs").join(lab).join("vms");
     let mut up = spawn(s, &["up", "-f", f]);
     let deadline = Instant::now() + Duration::from_secs(300);
     let pending = loop {
@@ -191,13 +184,42 @@ fn a_clone_cut_short_that_cannot_take_its_identity_boots_cold() {
     let said = format!("{}{}", common::text(&out.stdout), common::text(&out.stderr));
     assert!(out.status.success(), "{said}");
     assert!(said.contains("cannot take its identity"), "{said}");
-    converged_up(s, &lab, f, "after the clone could not take its identity");
+    converged_up(s, lab, f, "after the clone could not take its identity");
     let host = ok(minivm(
         s,
-        &["exec", &lab, pending, "--", "cat", "/etc/hostname"],
+        &["exec", lab, pending, "--", "cat", "/etc/hostname"],
     ));
     assert_eq!(host.trim(), pending);
-    clean_down(s, &lab, "last down");
+    clean_down(s, lab, "last down");
+}
+
+/// The test lab (two VMs of one shape) in a state directory of its own,
+/// with its topology file; taken down with `--cleanup` when dropped.
+struct KillLab {
+    // Dropped first: the lab goes down before its state directory goes.
+    _down: Down,
+    state: tempfile::TempDir,
+    lab: String,
+    text: String,
+    file: String,
+}
+
+impl KillLab {
+    fn new(prefix: &str) -> KillLab {
+        let state = common::state_dir();
+        let lab = format!("{prefix}-{}", std::process::id());
+        let text = LAB.replace("NAME", &lab);
+        let file = state.path().join(format!("{lab}.yaml"));
+        std::fs::write(&file, &text).unwrap();
+        common::tiny_image(state.path());
+        KillLab {
+            _down: Down(state.path().to_path_buf(), lab.clone()),
+            file: file.to_str().unwrap().to_string(),
+            state,
+            lab,
+            text,
+        }
+    }
 }
 
 /// The longer run: many seeds, one after another on one lab
@@ -217,17 +239,15 @@ fn many_seeds() {
 /// `KILLS` kills in up and in down, each followed by a converging `up` or
 /// a clean `down --cleanup`.
 fn kill_rounds(seeds: &[Option<&str>]) {
-    let state = common::state_dir();
-    let s = state.path();
-    let lab = format!("kill-test-{}", std::process::id());
-    let text = LAB.replace("NAME", &lab);
-    let file = s.join(format!("{lab}.yaml"));
-    std::fs::write(&file, &text).unwrap();
-    let f = file.to_str().unwrap();
-    common::tiny_image(s);
-    let _down = Down(s.to_path_buf(), lab.clone());
+    let l = KillLab::new("kill-test");
+    let (s, lab, text, f) = (
+        l.state.path(),
+        l.lab.as_str(),
+        l.text.as_str(),
+        l.file.as_str(),
+    );
     for given in seeds {
-        kill_round(s, &lab, &text, f, *given);
+        kill_round(s, lab, text, f, *given);
     }
 }
 
