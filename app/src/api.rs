@@ -83,7 +83,15 @@ mod host {
         use engine::ops::OpsError::*;
         match e {
             Store(e) => store_err(e),
-            NoVm { .. } | UnknownAction(_) | NoImage { .. } | NoNic { .. } | Invalid { .. } => {
+            NoVm { .. }
+            | UnknownAction(_)
+            | NoImage { .. }
+            | NoNic { .. }
+            | Invalid { .. }
+            | Mgmt(
+                engine::mgmt::MgmtError::NotExposed { .. }
+                | engine::mgmt::MgmtError::PortInUse { .. },
+            ) => {
                 status(http::StatusCode::BAD_REQUEST);
                 fault(e)
             }
@@ -102,7 +110,13 @@ mod host {
                 status(http::StatusCode::BAD_REQUEST);
                 fault(e)
             }
-            Lab(_) | Image(_) | Build { .. } | Restart { .. } | Setup(_) | Snapshot(_) => {
+            Lab(_)
+            | Image(_)
+            | Build { .. }
+            | Restart { .. }
+            | Setup(_)
+            | Snapshot(_)
+            | Mgmt(_) => {
                 status(http::StatusCode::INTERNAL_SERVER_ERROR);
                 fault(e)
             }
@@ -438,7 +452,7 @@ pub async fn lab_action(
         vms
     };
     engine::ops::check_vms(&t, &vms).map_err(host::ops_err)?;
-    engine::ops::check_images(&s.engine, &t).map_err(host::ops_err)?;
+    engine::ops::check_host(&s.engine, &t).map_err(host::ops_err)?;
     s.spawn(&lab, move |s| {
         let say = s.sayer(&t.name);
         let names: Vec<&str> = vms.iter().map(String::as_str).collect();
@@ -454,6 +468,24 @@ pub async fn lab_action(
         Ok(())
     });
     Ok(())
+}
+
+/// Whether the host lets lab `lab`'s port forwards listen beyond loopback
+/// (the editor's switch; `minivm up --expose` on the command line).
+#[server(endpoint = "get_expose")]
+pub async fn get_expose(lab: String) -> Result<bool, ServerFnError> {
+    let s = host::service()?;
+    s.store.get(&lab).map_err(host::store_err)?;
+    Ok(engine::mgmt::exposed(&s.engine.lab_dir(&lab)))
+}
+
+/// Sets the host's opt-in for lab `lab`'s forwards beyond loopback; it
+/// applies at the next start of the lab.
+#[server(endpoint = "set_expose")]
+pub async fn set_expose(lab: String, on: bool) -> Result<(), ServerFnError> {
+    let s = host::service()?;
+    s.store.get(&lab).map_err(host::store_err)?;
+    engine::mgmt::set_exposed(&s.engine.lab_dir(&lab), on).map_err(host::fault)
 }
 
 /// One lab snapshot, as the Snapshots panel lists it.

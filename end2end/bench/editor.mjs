@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { startServer, launchBrowser, openApp, root, tinyImage } from '../tests/harness.mjs';
+import { startServer, launchBrowser, openApp, root, tinyImage, loginUrl } from '../tests/harness.mjs';
 
 process.env.MINIVM_BIN ??= join(root, 'target', 'release', 'minivm');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -45,6 +45,8 @@ try {
   writeFileSync(join(server.stateDir, 'labs', 'big', 'topology.json'), JSON.stringify(lab, null, 2));
   const elements = lab.nodes.length + lab.networks.length + lab.nodes.length;
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // Logged in once (the cookie), as a person opening the printed URL.
+  await page.goto(loginUrl(server.url));
   const nav = [];
   for (let i = 0; i < 8; i++) {
     await page.goto(`${server.url}/?lab=big`);

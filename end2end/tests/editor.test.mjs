@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage, bin, minivmIn } from './harness.mjs';
+import { startServer, launchBrowser, openApp, graphOf, root, screenshotDir, tinyImage, bin, minivmIn, auth } from './harness.mjs';
 
 let server;
 let browser;
@@ -247,11 +247,14 @@ function raw(path, headers, method = 'GET') {
 
 test('foreign origins, hosts and websockets are refused', async () => {
   const host = new URL(server.url).host;
-  const post = { Host: host, 'Content-Type': 'application/x-www-form-urlencoded' };
+  // Every request carries the token here: what is refused is refused for
+  // where it comes from (403), not for the missing token (401).
+  const post = auth(server.url, { Host: host, 'Content-Type': 'application/x-www-form-urlencoded' });
   assert.equal(await raw('/api/list_labs', { ...post, Origin: server.url }, 'POST'), 200);
+  assert.equal(await raw('/api/list_labs', { Host: host, 'Content-Type': 'application/x-www-form-urlencoded', Origin: server.url }, 'POST'), 401, 'without the token');
   assert.equal(await raw('/api/list_labs', { ...post, Origin: 'http://evil.example' }, 'POST'), 403);
-  assert.equal(await raw('/', { Host: 'evil.example' }), 403, 'DNS rebinding: a foreign Host');
-  const ws = { Host: host, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+  assert.equal(await raw('/', auth(server.url, { Host: 'evil.example' })), 403, 'DNS rebinding: a foreign Host');
+  const ws = { 'x-minivm-token': server.token, Host: host, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
   assert.equal(await raw('/ws/events', { ...ws, Origin: server.url }), 101);
   assert.equal(await raw('/ws/events', { ...ws, Origin: 'http://evil.example' }), 403);
   // The console websocket follows the same rules (refused before it looks for the VM).

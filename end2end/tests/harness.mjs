@@ -48,6 +48,53 @@ export function tinyImage(stateDir) {
   }
 }
 
+// The token of each server started here, by its origin: every request
+// needs it, on loopback too.
+const tokens = new Map();
+
+// Reads what `minivm serve` prints on start: where it listens (a URL to
+// talk to it over loopback) and the login URL's token, which is remembered
+// for that origin. Resolves { url, token }.
+export function readStart(child, what = 'minivm serve') {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 30 s`)), 30_000);
+    let buf = '';
+    child.stdout.on('data', (chunk) => {
+      buf += chunk;
+      const listen = buf.match(/listening on (http:\/\/\S+)/);
+      const login = buf.match(/open http:\/\/\S+\/\?token=([\w-]+)/);
+      if (listen && login) {
+        clearTimeout(timer);
+        // Bound to all addresses: talk to it over loopback only.
+        const url = listen[1].replace('://0.0.0.0:', '://127.0.0.1:');
+        tokens.set(new URL(url).origin, login[1]);
+        resolve({ url, token: login[1] });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}`));
+    });
+  });
+}
+
+// The token of the server at `url`.
+export function tokenOf(url) {
+  return tokens.get(new URL(url).origin);
+}
+
+// `url` as a login URL (what `minivm serve` prints, with a page's query).
+export function loginUrl(url) {
+  const u = new URL(url);
+  u.searchParams.set('token', tokenOf(url));
+  return u.toString();
+}
+
+// Headers that carry the token of the server at `url`, for direct requests.
+export function auth(url, headers = {}) {
+  return { ...headers, 'x-minivm-token': tokenOf(url) };
+}
+
 export async function startServer({ args = ['--bind', '127.0.0.1:0'] } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'minivm-e2e-'));
   // QEMU runs as nobody: it must be able to reach the VMs' directories.
@@ -56,25 +103,10 @@ export async function startServer({ args = ['--bind', '127.0.0.1:0'] } = {}) {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MINIVM_LOG: process.env.MINIVM_LOG ?? 'warn' },
   });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('minivm serve did not start within 30 s')), 30_000);
-    let buf = '';
-    child.stdout.on('data', (chunk) => {
-      buf += chunk;
-      const m = buf.match(/listening on (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        // Bound to all addresses: talk to it over loopback only.
-        resolve(m[1].replace('://0.0.0.0:', '://127.0.0.1:'));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`minivm serve exited with ${code}`));
-    });
-  });
+  const { url, token } = await readStart(child);
   return {
     url,
+    token,
     stateDir,
     async stop() {
       if (child.exitCode === null) {
@@ -103,14 +135,17 @@ export async function launchBrowser() {
   });
 }
 
-/// Opens the app and waits until the wasm has hydrated the page.
+/// Opens the app through its login URL, as a person opens the URL that
+/// `minivm serve` printed (the token becomes a cookie and leaves the
+/// address bar), and waits until the wasm has hydrated the page.
 export async function openApp(browser, url) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('response', (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
-  await page.goto(url);
+  await page.goto(loginUrl(url));
+  if (new URL(page.url()).searchParams.has('token')) throw new Error(`the login URL kept its token: ${page.url()}`);
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
   return { page, errors };
 }

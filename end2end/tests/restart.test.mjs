@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, openApp, graphOf, root, tinyImage, bin, minivmIn } from './harness.mjs';
+import { launchBrowser, openApp, graphOf, root, tinyImage, bin, minivmIn, readStart, auth, tokenOf } from './harness.mjs';
 
 const LAB = 'restart-e2e';
 let stateDir;
@@ -22,15 +22,7 @@ function serve(bind) {
     env: { ...process.env, MINIVM_LOG: 'warn' },
   });
   const started = Date.now();
-  const url = new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (c) => {
-      buf += c;
-      const m = buf.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`minivm serve exited with ${code}`)));
-  });
+  const url = readStart(child).then((s) => s.url);
   return { child, started, url };
 }
 
@@ -39,7 +31,7 @@ async function stateWithin(url, ms) {
   for (;;) {
     const res = await fetch(`${url}/api/get_lab`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: auth(url, { 'Content-Type': 'application/x-www-form-urlencoded' }),
       body: `name=${LAB}`,
     });
     if (res.ok) {
@@ -93,8 +85,11 @@ test('SIGTERM and kill -9 of the server leave VMs running; the page reconnects',
     await page.waitForFunction(() => document.body.dataset.events === 'disconnected');
     assert.ok(alive(pid), `the VM survives the server's ${signal}`);
 
+    const before = tokenOf(url);
     server = serve(bind);
     await server.url;
+    // The same token: the open page's cookie still opens the server.
+    assert.equal(tokenOf(url), before, 'the token is kept across restarts');
     const ms = Date.now() - server.started;
     const after = await stateWithin(url, 1000);
     console.log(`after ${signal}: listening ${ms} ms after start; vm1 reported running ${after} ms later`);

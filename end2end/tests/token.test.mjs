@@ -32,15 +32,17 @@ function get(path, headers = {}, method = 'GET') {
 
 test('without the token every request is refused', async () => {
   const page = await get('/');
-  assert.equal(page.status, 403);
+  assert.equal(page.status, 401);
   assert.match(page.body, /token is required/);
-  assert.equal((await get('/api/list_labs', { 'Content-Type': 'application/x-www-form-urlencoded' }, 'POST')).status, 403);
-  assert.equal((await get('/', { 'x-minivm-token': 'wrong' })).status, 403);
+  assert.equal((await get('/api/list_labs', { 'Content-Type': 'application/x-www-form-urlencoded' }, 'POST')).status, 401);
+  assert.equal((await get('/', { 'x-minivm-token': 'wrong' })).status, 401);
 });
 
 test('the token in the URL opens the app and sets a cookie; the header works too', async () => {
   const first = await get(`/?token=${TOKEN}`);
-  assert.equal(first.status, 200);
+  assert.equal(first.status, 303);
+  assert.equal(first.headers.location, '/');
+  assert.equal((await get('/', { Cookie: `minivm_token=${TOKEN}` })).status, 200);
   const cookie = first.headers['set-cookie']?.[0] ?? '';
   assert.match(cookie, new RegExp(`minivm_token=${TOKEN}; Path=/; HttpOnly; SameSite=Strict`));
   assert.equal((await get('/healthz', { Cookie: cookie.split(';')[0] })).status, 200);

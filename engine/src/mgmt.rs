@@ -45,6 +45,21 @@ pub enum MgmtError {
         addr: Ipv4Addr,
         prefix: u8,
     },
+    #[error("mgmt.ports[{index}]: {spec:?} listens on {addr}, beyond this host's loopback: it would expose {node}'s port to every machine that reaches {addr}; expose it with `minivm up --expose` (or the editor's \"Expose port forwards\" switch), or forward from 127.0.0.1")]
+    NotExposed {
+        index: usize,
+        spec: String,
+        addr: Ipv4Addr,
+        node: String,
+    },
+    #[error("mgmt.ports[{index}]: {spec:?}: port {port}/{proto} is already listening on this host ({listener}); forward from a free port")]
+    PortInUse {
+        index: usize,
+        spec: String,
+        port: u16,
+        proto: &'static str,
+        listener: std::net::IpAddr,
+    },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -113,7 +128,7 @@ impl Uplink {
 }
 
 /// Bumped when `nft_script` makes other rules for the same uplink.
-const RULES_VERSION: &str = "2: guard";
+const RULES_VERSION: &str = "3: host loopback not forwarded";
 
 /// The lab's nftables table (family `ip`; the impairments' table of the
 /// same name is family `netdev`).
@@ -152,9 +167,17 @@ pub fn nft_script(lab: &str, u: &Uplink) -> String {
             let _ = writeln!(s, "    {rule}");
         }
     }
+    // The host's own connections are forwarded only when addressed to the
+    // forward's own address: one on every address (0.0.0.0) leaves the
+    // host's loopback alone, so a local service on that port stays the
+    // host's for the host.
     s.push_str("  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n");
-    for rule in &dnat {
-        let _ = writeln!(s, "    {rule}");
+    for (rule, (f, _)) in dnat.iter().zip(&u.forwards) {
+        if f.host_addr.is_unspecified() {
+            let _ = writeln!(s, "    ip daddr != 127.0.0.0/8 {rule}");
+        } else {
+            let _ = writeln!(s, "    {rule}");
+        }
     }
     s.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
     // A forwarded connection reaches the VM from the gateway, so that the
@@ -202,6 +225,139 @@ fn guard(s: &mut String, u: &Uplink) {
     s.push_str("  }\n");
 }
 
+/// The host's opt-in that lets lab `lab_dir`'s forwards listen beyond
+/// loopback (`up --expose`, the editor's switch): a root-owned record in
+/// the lab's directory, never a lab file's say.
+fn expose_path(lab_dir: &Path) -> std::path::PathBuf {
+    lab_dir.join("expose")
+}
+
+/// Whether the host opted in to lab `lab_dir`'s forwards beyond loopback.
+pub fn exposed(lab_dir: &Path) -> bool {
+    expose_path(lab_dir).is_file()
+}
+
+/// Records (or withdraws) the host's opt-in for lab `lab_dir`.
+pub fn set_exposed(lab_dir: &Path, on: bool) -> Result<(), MgmtError> {
+    let path = expose_path(lab_dir);
+    let io = |action, source| MgmtError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    if on {
+        std::fs::create_dir_all(lab_dir).map_err(|e| io("create", e))?;
+        crate::fsutil::write_atomic(&path, b"port forwards may listen beyond loopback\n")
+            .map_err(|e| io("write", e))
+    } else {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses what `t`'s forwards would take from the host: a forward beyond
+/// loopback without the host's opt-in, and a host port where a host
+/// service already listens (`listeners`, see [`host_listeners`]).
+pub fn check_forwards(t: &Topology, expose: bool, listeners: &[Listener]) -> Result<(), MgmtError> {
+    let Some(m) = &t.mgmt else { return Ok(()) };
+    for (index, spec) in m.ports.iter().enumerate() {
+        let Ok(f) = topology::mgmt::parse_port(spec) else {
+            continue;
+        };
+        if !f.local_only() && !expose {
+            return Err(MgmtError::NotExposed {
+                index,
+                spec: spec.clone(),
+                addr: f.host_addr,
+                node: f.node,
+            });
+        }
+        if let Some(l) = listeners.iter().find(|l| l.takes(&f)) {
+            return Err(MgmtError::PortInUse {
+                index,
+                spec: spec.clone(),
+                port: f.host_port,
+                proto: f.proto.as_str(),
+                listener: l.addr,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A socket of the host that listens (TCP) or is bound (UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub addr: std::net::IpAddr,
+    pub port: u16,
+    pub proto: topology::mgmt::Proto,
+}
+
+impl Listener {
+    /// Whether forward `f` would take connections meant for this socket:
+    /// same protocol and port, and addresses that overlap (either is the
+    /// unspecified address, or both are the same IPv4 address).
+    fn takes(&self, f: &PortForward) -> bool {
+        let addr = match self.addr {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(a) if a.is_unspecified() => Some(Ipv4Addr::UNSPECIFIED),
+            std::net::IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        self.proto == f.proto
+            && self.port == f.host_port
+            && addr.is_some_and(|a| {
+                a.is_unspecified() || f.host_addr.is_unspecified() || a == f.host_addr
+            })
+    }
+}
+
+/// The host's listening TCP and bound UDP sockets, from
+/// `/proc/net/{tcp,tcp6,udp,udp6}` (this network namespace's).
+pub fn host_listeners() -> Vec<Listener> {
+    use topology::mgmt::Proto;
+    let mut out = Vec::new();
+    for (file, proto, state) in [
+        ("tcp", Proto::Tcp, "0A"),
+        ("tcp6", Proto::Tcp, "0A"),
+        ("udp", Proto::Udp, "07"),
+        ("udp6", Proto::Udp, "07"),
+    ] {
+        let Ok(text) = std::fs::read_to_string(Path::new("/proc/net").join(file)) else {
+            continue;
+        };
+        out.extend(parse_proc_net(&text, proto, state));
+    }
+    out
+}
+
+/// The sockets in state `state` of one `/proc/net/{tcp,udp}[6]` table.
+fn parse_proc_net(text: &str, proto: topology::mgmt::Proto, state: &str) -> Vec<Listener> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(3) != Some(&state) {
+                return None;
+            }
+            let (addr, port) = f.get(1)?.split_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            // The kernel prints each 32-bit word in host byte order.
+            let words: Vec<u32> = (0..addr.len() / 8)
+                .map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok())
+                .collect::<Option<_>>()?;
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            let addr = match bytes.len() {
+                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+                _ => return None,
+            };
+            Some(Listener { addr, port, proto })
+        })
+        .collect()
+}
+
 fn record_path(lab_dir: &Path) -> std::path::PathBuf {
     lab_dir.join("mgmt.json")
 }
@@ -237,6 +393,9 @@ fn set_conf(ifname: &str, key: &str, value: &str) -> Result<(), MgmtError> {
 /// record. The management bridge exists already (an earlier step).
 pub fn apply(t: &Topology, u: &Uplink, lab_dir: &Path) -> Result<(), MgmtError> {
     let lab = &t.name;
+    // Every way to a running lab comes here: no forward beyond loopback
+    // without the host's opt-in, whoever asked for the lab.
+    check_forwards(t, exposed(lab_dir), &[])?;
     // Another interface of the host with an address on this subnet (another
     // lab's, a VPN's) would take its traffic.
     for (ifname, addr, prefix) in net::ipv4_addresses(None)? {
@@ -354,6 +513,13 @@ mod tests {
             2,
             "{s}"
         );
+        // ... but the host's own connections to its loopback stay its own.
+        assert_eq!(
+            s.matches("ip daddr != 127.0.0.0/8 fib daddr type local udp dport 8053")
+                .count(),
+            1,
+            "{s}"
+        );
         assert!(
             s.contains(&format!("oifname \"{host}\" ct status dnat masquerade")),
             "{s}"
@@ -379,6 +545,72 @@ mod tests {
                 < s.find(&format!("iifname \"{host}\" drop")).unwrap(),
             "replies are let in before the drop: {s}"
         );
+    }
+
+    #[test]
+    fn forwards_beyond_loopback_need_the_opt_in_and_a_free_port() {
+        use std::net::IpAddr;
+        use topology::mgmt::Proto;
+        let t = lab(
+            "mgmt: {subnet: 172.20.20.0/24, ports: [\"2201:r1:22\", \"0.0.0.0:8053:r2:53/udp\"]}\n",
+        );
+        let e = check_forwards(&t, false, &[]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("mgmt.ports[1]: \"0.0.0.0:8053:r2:53/udp\" listens on 0.0.0.0")
+                && e.contains("--expose"),
+            "{e}"
+        );
+        assert!(check_forwards(&t, true, &[]).is_ok());
+        let listener = |addr: &str, port, proto| Listener {
+            addr: addr.parse::<IpAddr>().unwrap(),
+            port,
+            proto,
+        };
+        // sshd on every address (IPv6 socket taking IPv4 too) holds 2201.
+        let e = check_forwards(&t, true, &[listener("::", 2201, Proto::Tcp)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("mgmt.ports[0]: \"2201:r1:22\": port 2201/tcp is already listening on this host (::)"),
+            "{e}"
+        );
+        // Another address, protocol or port does not collide; a forward on
+        // every address collides with any listener of its port.
+        for other in [
+            listener("192.0.2.1", 2201, Proto::Tcp),
+            listener("127.0.0.1", 2201, Proto::Udp),
+            listener("127.0.0.1", 2202, Proto::Tcp),
+            listener("::1", 2201, Proto::Tcp),
+        ] {
+            assert!(
+                check_forwards(&t, true, &[other.clone()]).is_ok(),
+                "{other:?}"
+            );
+        }
+        assert!(check_forwards(&t, true, &[listener("192.0.2.1", 8053, Proto::Udp)]).is_err());
+        assert!(
+            check_forwards(&t, true, &[listener("::ffff:127.0.0.1", 2201, Proto::Tcp)]).is_err()
+        );
+    }
+
+    #[test]
+    fn proc_net_tables_are_read() {
+        use topology::mgmt::Proto;
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 0100007F:0BB8 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
+        assert_eq!(
+            parse_proc_net(tcp, Proto::Tcp, "0A"),
+            vec![Listener {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 3000,
+                proto: Proto::Tcp
+            }]
+        );
+        let tcp6 = "  sl  local_address                         remote_address                        st\n   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0\n   1: 00000000000000000000000001000000:0035 00000000000000000000000000000000:0000 0A 0\n";
+        let got = parse_proc_net(tcp6, Proto::Tcp, "0A");
+        assert_eq!(got[0].addr, "::".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!((got[1].addr, got[1].port), ("::1".parse().unwrap(), 53));
+        // This host's own table reads without error.
+        let _ = host_listeners();
     }
 
     #[test]

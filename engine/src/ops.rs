@@ -34,6 +34,8 @@ pub enum OpsError {
     Lab(#[from] LabError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Mgmt(#[from] crate::mgmt::MgmtError),
     #[error("cannot build image {image:?} on first use")]
     Build {
         image: String,
@@ -181,6 +183,19 @@ pub fn check_images(engine: &Engine, t: &Topology) -> Result<()> {
         });
     }
     first_missing.map_or(Ok(()), Err)
+}
+
+/// What `up` (and `up --dry-run`) refuses before it changes anything, for
+/// what the host has: the images ([`check_images`]), and port forwards
+/// that would expose the lab without the host's opt-in or take a port a
+/// host service listens on.
+pub fn check_host(engine: &Engine, t: &Topology) -> Result<()> {
+    check_images(engine, t)?;
+    let expose = engine
+        .expose
+        .unwrap_or_else(|| crate::mgmt::exposed(&engine.lab_dir(&t.name)));
+    crate::mgmt::check_forwards(t, expose, &crate::mgmt::host_listeners())?;
+    Ok(())
 }
 
 /// Builds the built-in images (`tiny`, `frr`) that VMs `vms` of `t` use and
@@ -465,13 +480,16 @@ pub fn up(
     timeout: Duration,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<UpReport> {
-    check_images(engine, t)?;
+    check_host(engine, t)?;
     if let Some(f) = file {
         store.check_from_file(t, f)?;
     }
     let _lock = lock(engine, &t.name, say)?;
     if let Some(f) = file {
         store.put_from_file(t, f)?;
+    }
+    if let Some(on) = engine.expose {
+        crate::mgmt::set_exposed(&engine.lab_dir(&t.name), on)?;
     }
     let started = Instant::now();
     let vms: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();

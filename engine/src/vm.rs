@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 
 use crate::qemu::{self, NicBackend, VmSpec};
 
+/// The only environment QEMU gets: where to find its helpers.
+const QEMU_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The first fd number QEMU sees the TAPs at.
 pub const FIRST_TAP_FD: i32 = 3;
 
@@ -93,6 +96,10 @@ pub fn launch_with(
     let mut cmd = Command::new(qemu_binary);
     cmd.args(qemu::argv(spec))
         .args(["-sandbox", SANDBOX])
+        // Nothing of the server's environment (its token, a user's
+        // secrets) reaches a process a guest may take over.
+        .env_clear()
+        .env("PATH", QEMU_PATH)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

@@ -63,16 +63,91 @@ fn bad_input_is_answered_4xx_and_changes_nothing() {
     assert_eq!(labs(&server), before);
 }
 
+/// Any local user's process can reach a loopback port: without the token
+/// it gets 401 (a token that is almost right too); the login URL that
+/// `serve` printed sets the cookie and redirects to the page without the
+/// token; the token is kept for root only.
+#[test]
+fn on_loopback_an_api_call_without_the_token_is_401() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = common::state_dir();
+    let server = Server::start(state.path());
+    let (addr, token) = (&server.addr, &server.token);
+    let raw = |path: &str, extra: &str| {
+        common::http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"),
+        )
+        .unwrap()
+    };
+    let post = |extra: &str| {
+        common::http(
+            addr,
+            &format!("POST /api/list_labs HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap()
+    };
+    let (code, body) = post("");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("token is required"), "{body}");
+    let mut almost = token.clone();
+    almost.pop();
+    almost.push('x');
+    assert_eq!(post(&format!("X-Minivm-Token: {almost}\r\n")).0, 401);
+    assert_eq!(post(&format!("Cookie: minivm_token={almost}\r\n")).0, 401);
+    assert_eq!(raw("/", "").0, 401, "the page itself");
+    assert_eq!(raw("/ws/events", "").0, 401, "the events");
+    assert_eq!(raw(&format!("/?token={almost}"), "").0, 401);
+    assert_eq!(raw("/healthz", ""), (200, "ok".to_string()));
+    let (code, body) = post(&format!("X-Minivm-Token: {token}\r\n"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"router\""), "{body}");
+
+    // The login URL: a cookie for the app, and the same page without the
+    // token in the address bar.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /?lab=router&token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("location: /?lab=router\r\n"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "minivm_token={token}; Path=/; HttpOnly; SameSite=Strict"
+        )),
+        "{head}"
+    );
+    assert_eq!(
+        post(&format!("Cookie: minivm_token={token}\r\n")).0,
+        200,
+        "the cookie"
+    );
+
+    // Where the CLI finds it: root's alone, from the moment it exists.
+    let run = state.path().join("run");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run), 0o700);
+    assert_eq!(mode(&run.join("serve.json")), 0o600);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("serve.json")).unwrap()).unwrap();
+    assert_eq!(kept["token"].as_str(), Some(token.as_str()));
+}
+
 #[test]
 fn a_body_over_the_limit_is_413_before_it_is_read() {
     let state = common::state_dir();
     let server = Server::start(state.path());
-    let addr = &server.addr;
+    let (addr, token) = (&server.addr, &server.token);
     let len = 50 * 1024 * 1024;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST /api/import_lab HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\nConnection: close\r\n\r\ntext="
+        "POST /api/import_lab HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nX-Minivm-Token: {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\nConnection: close\r\n\r\ntext="
     )
     .unwrap();
     // The server answers without reading the rest; a write may then fail.

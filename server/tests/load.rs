@@ -88,11 +88,14 @@ fn fifty_clients_see_every_event_and_concurrent_saves_conflict_cleanly() {
     for _ in 0..CLIENTS {
         let url = format!("ws://{}/ws/events?since=0", server.addr);
         let origin = format!("http://{}", server.addr);
+        let token = server.token.clone();
         let (sentinel, connected) = (sentinel.clone(), connected.clone());
         let lab = lab.clone();
         clients.push(rt.spawn(async move {
             let mut req = url.into_client_request().unwrap();
             req.headers_mut().insert("origin", origin.parse().unwrap());
+            req.headers_mut()
+                .insert("x-minivm-token", token.parse().unwrap());
             let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
             connected.wait().await;
             let mut seqs = Vec::new();

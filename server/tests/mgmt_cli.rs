@@ -99,6 +99,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A GET of `/` at `to`, its whole answer (empty when nothing answers).
+fn http_get(to: (&str, u16)) -> String {
+    let mut body = String::new();
+    if let Ok(mut c) = TcpStream::connect(to) {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let _ = c.read_to_string(&mut body);
+    }
+    body
+}
+
 fn host_pings(addr: &str) -> bool {
     Command::new("ping")
         .args(["-c", "1", "-W", "3", addr])
@@ -119,10 +130,11 @@ fn mgmt_reaches_vms_nats_them_forwards_ports_and_is_cleaned_up() {
     let subnet = format!("172.31.{tag}.0/24");
     let mgmt_ip = |n: u8| format!("172.31.{tag}.{n}");
     let port = free_port();
+    let everywhere = free_port();
     let file = common::lab_file(s, "router", &lab);
     let mut yaml = std::fs::read_to_string(&file).unwrap();
     yaml.push_str(&format!(
-        "mgmt:\n  subnet: {subnet}\n  nat: true\n  ports: [\"127.0.0.1:{port}:h1:8080\"]\n"
+        "mgmt:\n  subnet: {subnet}\n  nat: true\n  ports: [\"127.0.0.1:{port}:h1:8080\", \"0.0.0.0:{everywhere}:h1:8080\"]\n"
     ));
     // h2 is placed by hand; r1 and h1 get the first free addresses.
     yaml = yaml.replace(
@@ -131,7 +143,8 @@ fn mgmt_reaches_vms_nats_them_forwards_ports_and_is_cleaned_up() {
     );
     std::fs::write(&file, &yaml).unwrap();
     let _down = Down(s.to_path_buf(), lab.clone());
-    ok(minivm(s, &["up", "-f", file.to_str().unwrap()]));
+    // A forward on every address needs the host's opt-in.
+    ok(minivm(s, &["up", "-f", file.to_str().unwrap(), "--expose"]));
 
     // eth0 on mgmt, the lab's own NICs from eth1; addresses as documented.
     let st: serde_json::Value =
@@ -226,6 +239,24 @@ fn mgmt_reaches_vms_nats_them_forwards_ports_and_is_cleaned_up() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(body.contains("hello-from-h1"), "{body}");
+
+    // The forward on every address answers on the host's other addresses
+    // (here the gateway's), but never takes the host's own loopback: a
+    // host service that listens there later is the host's for the host.
+    assert!(
+        http_get((mgmt_ip(1).as_str(), everywhere)).contains("hello-from-h1"),
+        "the forward on 0.0.0.0"
+    );
+    let own = TcpListener::bind(("127.0.0.1", everywhere)).unwrap();
+    own.set_nonblocking(true).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", everywhere)).unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        own.accept().is_ok(),
+        "the host's own connection to 127.0.0.1:{everywhere} was taken by the forward"
+    );
+    drop((c, own));
 
     // A guest crafting its own frames gets nothing of the host: a SYN to
     // the gateway's MAC addressed to 127.0.0.1, where a host listener
@@ -337,6 +368,63 @@ fn bad_mgmt_is_refused_naming_the_field_and_changes_nothing() {
         err.contains("mgmt.ports[0]") && err.contains("no node named \"nope\""),
         "{err}"
     );
+    assert_eq!(common::leftovers(s, &lab), Vec::<String>::new());
+}
+
+#[test]
+fn forwards_that_would_expose_the_lab_or_take_a_host_port_are_refused() {
+    let state = common::state_dir();
+    let s = state.path();
+    let lab = format!("mgmt-ports-{}", std::process::id());
+    let file = common::lab_file(s, "router", &lab);
+    let base = std::fs::read_to_string(&file).unwrap();
+    let up = |ports: &str, extra: &[&str]| {
+        std::fs::write(
+            &file,
+            format!("{base}mgmt:\n  subnet: 172.31.250.0/24\n  ports: [{ports}]\n"),
+        )
+        .unwrap();
+        let mut args = vec!["up", "-f", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = minivm(s, &args);
+        (out.status.code(), text(&out.stderr))
+    };
+    // The host's sshd: a privileged port, whatever the address.
+    let (code, err) = up("\"0.0.0.0:22:h1:22\"", &["--expose"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("mgmt.ports[0]") && err.contains("host port 22 is below 1024"),
+        "{err}"
+    );
+    // Every address (what containerlab's "2222:22" means) without the
+    // opt-in; the message names what it would expose and the opt-in.
+    let free = free_port();
+    let (code, err) = up(&format!("\"0.0.0.0:{free}:h1:22\""), &["--dry-run"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("mgmt.ports[0]")
+            && err.contains("listens on 0.0.0.0")
+            && err.contains("--expose"),
+        "{err}"
+    );
+    let (code, err) = up(
+        &format!("\"0.0.0.0:{free}:h1:22\""),
+        &["--dry-run", "--expose"],
+    );
+    assert_eq!(code, Some(0), "with the opt-in: {err}");
+    // A port a host service listens on, on loopback or every address.
+    for bind in ["127.0.0.1", "0.0.0.0"] {
+        let taken = TcpListener::bind((bind, 0)).unwrap();
+        let p = taken.local_addr().unwrap().port();
+        let (code, err) = up(&format!("\"127.0.0.1:{p}:h1:22\""), &[]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "port {p}/tcp is already listening on this host ({bind})"
+            )),
+            "{err}"
+        );
+    }
     assert_eq!(common::leftovers(s, &lab), Vec::<String>::new());
 }
 

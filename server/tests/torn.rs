@@ -51,10 +51,15 @@ fn saves_killed_mid_write_never_leave_a_lab_unreadable() {
             .unwrap_or(0);
         let acked = Arc::new(AtomicU64::new(before));
         let writer = {
-            let (acked, lab, addr) = (acked.clone(), lab.clone(), server.addr.clone());
+            let (acked, lab, addr, token) = (
+                acked.clone(),
+                lab.clone(),
+                server.addr.clone(),
+                server.token.clone(),
+            );
             std::thread::spawn(move || {
                 let mut saves = 0u64;
-                while let Ok((200, body)) = call_at(&addr, "get_lab", &[("name", &lab)]) {
+                while let Ok((200, body)) = call_at(&addr, &token, "get_lab", &[("name", &lab)]) {
                     let v: Value = serde_json::from_str(&body).unwrap();
                     let mut t = v["topology"].clone();
                     let n = t["nodes"][0]["position"]["x"].as_f64().unwrap() as u64 + 1;
@@ -66,7 +71,7 @@ fn saves_killed_mid_write_never_leave_a_lab_unreadable() {
                     ];
                     let form: Vec<(&str, &str)> =
                         form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    match call_at(&addr, "save_lab", &form) {
+                    match call_at(&addr, &token, "save_lab", &form) {
                         Ok((200, _)) => {
                             acked.store(n, Ordering::SeqCst);
                             saves += 1;

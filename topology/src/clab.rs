@@ -825,22 +825,21 @@ pub fn import(text: &str, opts: &Options, read: &mut Reader<'_>) -> Result<Impor
             }
         }
         // Published ports: forwards from the host to the VM's management
-        // address (containerlab publishes on every host address).
+        // address. containerlab publishes `HOST:PORT` on every host
+        // address; here it is 127.0.0.1 (exposing more is the host's
+        // choice, `up --expose`, never a lab file's), and a privileged
+        // host port is not taken.
         for (k, p) in r.ports.iter().enumerate() {
-            let (spec, proto) = match p.rsplit_once('/') {
-                Some((spec, proto)) => (spec, format!("/{proto}")),
-                None => (p.as_str(), String::new()),
-            };
-            let parts: Vec<&str> = spec.split(':').collect();
-            let forward = match parts.as_slice() {
-                [host, guest] => format!("0.0.0.0:{host}:{name}:{guest}{proto}"),
-                [addr, host, guest] => format!("{addr}:{host}:{name}:{guest}{proto}"),
-                _ => String::new(),
-            };
-            if crate::mgmt::parse_port(&forward).is_ok() {
-                mgmt_ports.push(forward);
-            } else {
-                report.push(format!("{path}.ports[{k}]: {p:?} is not carried over (expected HOST_PORT:PORT[/tcp|/udp])"));
+            match published_port(p, &name) {
+                Ok((forward, widened)) => {
+                    if widened {
+                        report.push(format!("{path}.ports[{k}]: {p:?} is forwarded from 127.0.0.1 only (containerlab publishes on every address; write 0.0.0.0:{forward_rest} and run `up --expose` to expose it)", forward_rest = forward.split_once(':').map_or("", |(_, r)| r)));
+                    }
+                    mgmt_ports.push(forward);
+                }
+                Err(why) => report.push(format!(
+                    "{path}.ports[{k}]: {p:?} is not carried over ({why})"
+                )),
             }
         }
         for (what, present) in [
@@ -1057,6 +1056,32 @@ pub fn export(t: &Topology) -> Exported {
         files,
         report,
     }
+}
+
+/// A containerlab published port `[ADDR:]HOST:PORT[/PROTO]` of node
+/// `node` as a forward, and whether containerlab would have published it on
+/// every address (it is 127.0.0.1 here); why not, if it cannot be one.
+fn published_port(p: &str, node: &str) -> Result<(String, bool), String> {
+    let (spec, proto) = match p.rsplit_once('/') {
+        Some((spec, proto)) => (spec, format!("/{proto}")),
+        None => (p, String::new()),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (forward, widened) = match parts.as_slice() {
+        [host, guest] => (format!("127.0.0.1:{host}:{node}:{guest}{proto}"), true),
+        [addr, host, guest] => (format!("{addr}:{host}:{node}:{guest}{proto}"), false),
+        _ => return Err("expected [ADDRESS:]HOST_PORT:PORT[/tcp|/udp]".into()),
+    };
+    let f = crate::mgmt::parse_port(&forward)?;
+    if f.host_port < crate::mgmt::MIN_HOST_PORT {
+        return Err(format!(
+            "host port {} is below {}, where the host's own services listen; forward from {} or above",
+            f.host_port,
+            crate::mgmt::MIN_HOST_PORT,
+            crate::mgmt::MIN_HOST_PORT
+        ));
+    }
+    Ok((forward, widened))
 }
 
 #[cfg(test)]
@@ -1396,19 +1421,31 @@ topology:
 
     #[test]
     fn published_ports_become_port_forwards_to_the_vm() {
-        let text = "name: p\ntopology:\n  nodes:\n    web: {kind: linux, ports: [\"8080:80\", \"127.0.0.1:5353:53/udp\", \"bad\"]}\n";
+        // containerlab publishes "8080:80" and "22:22" on every host
+        // address: here 8080 is forwarded from 127.0.0.1 only, and the
+        // host's own port 22 is never taken.
+        let text = "name: p\ntopology:\n  nodes:\n    web: {kind: linux, ports: [\"8080:80\", \"127.0.0.1:5353:53/udp\", \"bad\", \"22:22\", \"0.0.0.0:8443:443\"]}\n";
         let i = run(text).unwrap();
         assert_eq!(
             i.topology.mgmt.as_ref().unwrap().ports,
-            ["0.0.0.0:8080:web:80", "127.0.0.1:5353:web:53/udp"]
+            [
+                "127.0.0.1:8080:web:80",
+                "127.0.0.1:5353:web:53/udp",
+                "0.0.0.0:8443:web:443"
+            ]
         );
-        assert!(
-            i.report
-                .iter()
-                .any(|l| l.starts_with("topology.nodes.web.ports[2]: \"bad\"")),
-            "{:?}",
-            i.report
-        );
+        let said = |prefix: &str, what: &str| {
+            assert!(
+                i.report
+                    .iter()
+                    .any(|l| l.starts_with(prefix) && l.contains(what)),
+                "{prefix} {what}: {:?}",
+                i.report
+            )
+        };
+        said("topology.nodes.web.ports[0]: \"8080:80\"", "127.0.0.1 only");
+        said("topology.nodes.web.ports[2]: \"bad\"", "not carried over");
+        said("topology.nodes.web.ports[3]: \"22:22\"", "below 1024");
         assert_eq!(crate::validate(&i.topology), vec![]);
     }
 

@@ -47,7 +47,21 @@ pub struct PortForward {
     pub proto: Proto,
 }
 
-/// Reads "[HOST_ADDRESS:]HOST_PORT:VM:PORT[/tcp|/udp]".
+/// The lowest host port a forward may take: below it are the privileged
+/// ports where the host's own services (sshd, DNS, a web server) listen.
+pub const MIN_HOST_PORT: u16 = 1024;
+
+impl PortForward {
+    /// Whether the forward is reachable only from the host itself (its
+    /// host address is loopback); any other address needs the host's
+    /// opt-in (`up --expose`), see the engine's `mgmt::check_forwards`.
+    pub fn local_only(&self) -> bool {
+        self.host_addr.is_loopback()
+    }
+}
+
+/// Reads "[HOST_ADDRESS:]HOST_PORT:VM:PORT[/tcp|/udp]" (host address
+/// 127.0.0.1 when not given).
 pub fn parse_port(s: &str) -> Result<PortForward, String> {
     let (spec, proto) = match s.rsplit_once('/') {
         Some((spec, "tcp")) => (spec, Proto::Tcp),

@@ -652,6 +652,15 @@ impl Validator {
                 Ok(f) if t.node(&f.node).is_none() => {
                     self.push(path, format!("{p:?}: no node named {:?}", f.node))
                 }
+                Ok(f) if f.host_port < crate::mgmt::MIN_HOST_PORT => self.push(
+                    path,
+                    format!(
+                        "{p:?}: host port {} is below {} (a privileged port, where the host's own services listen); forward from {} or above",
+                        f.host_port,
+                        crate::mgmt::MIN_HOST_PORT,
+                        crate::mgmt::MIN_HOST_PORT
+                    ),
+                ),
                 Ok(f) => {
                     if let Some(first) = forwards.insert((f.host_addr, f.host_port, f.proto), k) {
                         self.push(

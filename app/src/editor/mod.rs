@@ -18,6 +18,7 @@ mod canvas;
 mod capture;
 mod check;
 mod console;
+mod expose;
 mod link;
 mod nodetpl;
 mod props;
@@ -434,6 +435,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 >
                     "Snapshots"
                 </button>
+                <expose::ExposeSwitch ed />
                 <span class="sep"></span>
                 <button class="start-lab" on:click=move |_| ed.action(VmAction::Start, vec![])>
                     "Start lab"

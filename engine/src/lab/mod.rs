@@ -234,6 +234,9 @@ pub struct Engine {
     pub relay_program: PathBuf,
     /// Boot every VM cold: no warm image is made or used (`--cold`).
     pub cold: bool,
+    /// For `up`: the host's opt-in to port forwards beyond loopback
+    /// (`--expose`), recorded for the lab; `None` keeps what is recorded.
+    pub expose: Option<bool>,
     /// The warm images (`crate::warm`).
     pub warm: crate::warm::WarmStore,
     /// VMs whose console this process reads (see `watch_console`).
@@ -257,6 +260,7 @@ impl Engine {
             qemu: PathBuf::from(vm::QEMU),
             relay_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("minivm")),
             cold: false,
+            expose: None,
             warm: crate::warm::WarmStore::open(state_dir),
             consoles: Default::default(),
         })

@@ -23,8 +23,10 @@ pub struct Args {
     /// The compiled site (`cargo xtask build` output); found next to the binary when not given.
     #[arg(long, env = "MINIVM_SITE_ROOT")]
     site_root: Option<PathBuf>,
-    /// The token a browser must present when the server listens on an
-    /// address other than loopback (one is made up and printed if not given).
+    /// The token every request must present (on loopback too: any local
+    /// user can reach a loopback port). One is made up if not given; the
+    /// login URL that carries it is printed, and kept for root in
+    /// `<state>/run/serve.json` (0600).
     #[arg(long, env = "MINIVM_TOKEN")]
     token: Option<String>,
 }
@@ -60,14 +62,20 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "seeded the example labs into an empty state directory"
         );
     }
-    let token = if args.bind.ip().is_loopback() {
-        None
-    } else {
-        Some(match args.token {
-            Some(t) => t,
-            None => random_token()?,
-        })
+    let token = match args.token {
+        Some(t)
+            if t.len() < 16
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            anyhow::bail!("--token: at least 16 characters of letters, digits, '-' and '_' (a guessable token guards nothing)")
+        }
+        Some(t) => t,
+        None => kept_token(state_dir)?,
     };
+    // QEMU and every other child is started without it (see vm.rs).
+    std::env::remove_var("MINIVM_TOKEN");
     let engine = super::engine(state_dir)?;
     tracing::info!(accelerator = engine.accel.accel.name(), reason = %engine.accel.reason, "engine ready");
     let service = engine::service::Service::new(engine, store);
@@ -88,7 +96,7 @@ async fn serve(
     bind: SocketAddr,
     site_root: PathBuf,
     service: std::sync::Arc<engine::service::Service>,
-    token: Option<String>,
+    token: String,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -134,12 +142,19 @@ async fn serve(
             gate,
             crate::web::guard::middleware,
         ));
-    // Tests and scripts read this line to learn the port.
+    // Tests and scripts read these lines: the port, then the login URL.
     println!("listening on http://{addr}");
-    let marker = Marker::write(&service.engine.state_dir, addr, token.as_deref());
-    if let Some(t) = &token {
-        println!("not on loopback: open http://{addr}/?token={t} (the token is needed for every request)");
-    }
+    let marker = Marker::write(&service.engine.state_dir, addr, &token);
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    println!("open http://{shown}/?token={token}");
+    println!(
+        "(the token is needed for every request; it is kept for root in {}/run/serve.json)",
+        service.engine.state_dir.display()
+    );
     tracing::info!(%addr, site = %site_root.display(), "serving");
     axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(shutdown())
@@ -155,15 +170,17 @@ pub struct Running {
     pub token: Option<String>,
 }
 
-/// `<state>/run/serve.json` (0600): where this server listens, for CLI
-/// commands that must go through it (`minivm console`). Removed on exit.
+/// `<state>/run/serve.json` (0600 from its creation, in a 0700 directory):
+/// where this server listens and its token, for CLI commands that go
+/// through it (`minivm console`). Removed on exit.
 struct Marker(PathBuf);
 
 impl Marker {
-    fn write(state_dir: &Path, addr: SocketAddr, token: Option<&str>) -> Option<Marker> {
+    fn write(state_dir: &Path, addr: SocketAddr, token: &str) -> Option<Marker> {
         use std::os::unix::fs::PermissionsExt;
         let dir = state_dir.join("run");
         std::fs::create_dir_all(&dir).ok()?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
         let path = dir.join("serve.json");
         // Off loopback, CLI commands still come over loopback.
         let host = if addr.ip().is_unspecified() {
@@ -172,8 +189,7 @@ impl Marker {
             addr
         };
         let body = serde_json::json!({ "url": format!("http://{host}"), "token": token, "pid": std::process::id() });
-        engine::fsutil::write_atomic(&path, body.to_string().as_bytes()).ok()?;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        engine::fsutil::write_private(&path, body.to_string().as_bytes()).ok()?;
         Some(Marker(path))
     }
 }
@@ -213,6 +229,35 @@ async fn shutdown() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The state directory's token, `<state>/run/token` (0600, in a 0700
+/// directory), made on the first start: a restarted server keeps it, so an
+/// open page's cookie still works. A file that is not root's own private
+/// regular file is replaced, never trusted.
+fn kept_token(state_dir: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = state_dir.join("run");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private", dir.display()))?;
+    let path = dir.join("token");
+    if let Ok(m) = std::fs::symlink_metadata(&path) {
+        let own = m.file_type().is_file()
+            && m.mode() & 0o077 == 0
+            && m.uid() == unsafe { libc::geteuid() };
+        if own {
+            let t = std::fs::read_to_string(&path).unwrap_or_default();
+            let t = t.trim();
+            if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(t.to_string());
+            }
+        }
+    }
+    let t = random_token()?;
+    engine::fsutil::write_private(&path, t.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(t)
 }
 
 /// 128 random bits from the kernel, hex.

@@ -1,4 +1,4 @@
-//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS] [--cold]`: validate,
+//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS] [--cold] [--expose]`: validate,
 //! plan, apply, wait until every VM is ready. Exit 0 only when the lab is up.
 
 use std::path::{Path, PathBuf};
@@ -25,16 +25,23 @@ pub struct Args {
     /// state is still resumed).
     #[arg(long)]
     cold: bool,
+    /// Let `mgmt.ports` forwards listen on addresses beyond 127.0.0.1
+    /// (0.0.0.0 is every address of this host): this exposes those VM
+    /// ports to every machine that reaches them. Recorded for the lab
+    /// until an `up` without it.
+    #[arg(long)]
+    expose: bool,
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let t = super::validate::load(&args.file)?;
     let mut engine = super::engine(state_dir)?;
     engine.cold = args.cold;
+    engine.expose = Some(args.expose);
     let labs = engine::LabStore::open(state_dir)?;
     if args.dry_run {
         // The same refusals as a real `up`, then the plan; nothing changes.
-        engine::ops::check_images(&engine, &t)?;
+        engine::ops::check_host(&engine, &t)?;
         labs.check_from_file(&t, &args.file)
             .context("nothing was changed")?;
         let steps = engine::plan::plan(&t, &engine.observe(&t)?);

@@ -1,9 +1,15 @@
-//! The web surface's gate. On loopback (the default) a request must name
-//! the bound host in `Host` (a page on another site that rebinds its DNS
-//! name to 127.0.0.1 is refused), and a mutation or websocket upgrade
-//! coming from a browser must come from the app's own origin. Bound to any
-//! other address, every request needs the token (header `x-minivm-token`,
-//! cookie `minivm_token`, or `?token=` once, which sets the cookie).
+//! The web surface's gate. Every request but `/healthz` and the published
+//! schema needs the server's token, on loopback too: any local user's
+//! process can reach a loopback port, and the API starts VMs, reads
+//! consoles and writes files as root. The token comes as a header
+//! (`x-minivm-token`, for scripts and the CLI), a cookie (`minivm_token`,
+//! HttpOnly, SameSite=Strict), or once in the login URL `minivm serve`
+//! prints (`?token=`), which sets the cookie and redirects to the same page
+//! without it. A missing or wrong token is 401. On loopback a request must
+//! also name the bound host in `Host` (a page on another site that rebinds
+//! its DNS name to 127.0.0.1 is refused), and a mutation or websocket
+//! upgrade coming from a browser must come from the app's own origin
+//! (403).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +24,40 @@ use axum::response::{IntoResponse, Response};
 pub struct Gate {
     /// `Host` values accepted (loopback only; empty: any, the token guards).
     hosts: Arc<Vec<String>>,
-    token: Option<Arc<String>>,
+    token: Arc<String>,
+}
+
+/// Why a request is refused: 403 for where it comes from, 401 without the
+/// token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Forbidden(&'static str),
+    Unauthorized,
+}
+
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+            Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Forbidden(why) => why,
+            Refusal::Unauthorized => "a token is required: open the login URL that `minivm serve` printed (root can read it in the state directory's run/serve.json)",
+        }
+    }
+}
+
+/// Paths answered without the token: they say nothing of the labs.
+fn public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/schema/topology.v1.json")
 }
 
 impl Gate {
-    pub fn new(addr: SocketAddr, token: Option<String>) -> Gate {
+    pub fn new(addr: SocketAddr, token: String) -> Gate {
         let port = addr.port();
         let hosts = if addr.ip().is_loopback() {
             vec![
@@ -36,23 +71,26 @@ impl Gate {
         };
         Gate {
             hosts: Arc::new(hosts),
-            token: token.map(Arc::new),
+            token: Arc::new(token),
         }
     }
 
-    /// Why a request is refused, if it is.
+    /// Why a request for `path` is refused, if it is.
     pub fn check(
         &self,
         method: &Method,
+        path: &str,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Refusal> {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h == host) {
-            return Err("this server answers only to its own address (Host header refused)");
+            return Err(Refusal::Forbidden(
+                "this server answers only to its own address (Host header refused)",
+            ));
         }
         let upgrade = headers.get(header::UPGRADE).is_some();
         let mutation = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -60,22 +98,49 @@ impl Gate {
             if let Some(origin) = headers.get(header::ORIGIN) {
                 let origin = origin.to_str().unwrap_or("");
                 if origin != format!("http://{host}") && origin != format!("https://{host}") {
-                    return Err("cross-origin request refused");
+                    return Err(Refusal::Forbidden("cross-origin request refused"));
                 }
             }
         }
-        if let Some(token) = &self.token {
-            let given = headers
+        if public(path) {
+            return Ok(());
+        }
+        let given = [
+            headers
                 .get("x-minivm-token")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| cookie(headers, "minivm_token"))
-                .or_else(|| query_param(query, "token"));
-            if given.as_deref() != Some(token.as_str()) {
-                return Err("a token is required (printed by `minivm serve` at start)");
-            }
+                .map(str::to_string),
+            cookie(headers, "minivm_token"),
+            query_param(query, "token"),
+        ];
+        if given
+            .iter()
+            .flatten()
+            .any(|t| same(t.as_bytes(), self.token.as_bytes()))
+        {
+            Ok(())
+        } else {
+            Err(Refusal::Unauthorized)
         }
-        Ok(())
+    }
+}
+
+/// Compares in time that does not depend on where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// `uri` without its `token` parameter (where the login URL redirects).
+fn without_token(path: &str, query: Option<&str>) -> String {
+    let rest: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("token"))
+        .collect();
+    if rest.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", rest.join("&"))
     }
 }
 
@@ -99,22 +164,34 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 pub async fn middleware(State(gate): State<Gate>, req: Request<Body>, next: Next) -> Response {
-    let query_token = query_param(req.uri().query(), "token");
-    if let Err(why) = gate.check(req.method(), req.headers(), req.uri().query()) {
-        tracing::warn!(method = %req.method(), uri = %req.uri(), why, "refused");
-        return (StatusCode::FORBIDDEN, why).into_response();
+    let path = req.uri().path().to_string();
+    // The token is never logged: a refused request's query is left out.
+    if let Err(r) = gate.check(req.method(), &path, req.headers(), req.uri().query()) {
+        tracing::warn!(method = %req.method(), %path, why = r.message(), "refused");
+        return (r.status(), r.message()).into_response();
     }
     if let Err(why) = check_body_size(req.headers()) {
-        tracing::warn!(method = %req.method(), uri = %req.uri(), why, "refused");
+        tracing::warn!(method = %req.method(), %path, why, "refused");
         return (StatusCode::PAYLOAD_TOO_LARGE, why).into_response();
     }
-    let mut resp = next.run(req).await;
-    if let (Some(t), Some(_)) = (query_token, &gate.token) {
-        if let Ok(v) = format!("minivm_token={t}; Path=/; HttpOnly; SameSite=Strict").parse() {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    // The login URL: the token becomes a cookie, and the page is opened
+    // again without it (out of the address bar and the history).
+    let query = req.uri().query();
+    if req.method() == Method::GET
+        && query_param(query, "token").is_some_and(|t| same(t.as_bytes(), gate.token.as_bytes()))
+    {
+        let to = without_token(&path, query);
+        let cookie = format!(
+            "minivm_token={}; Path=/; HttpOnly; SameSite=Strict",
+            gate.token
+        );
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, to), (header::SET_COOKIE, cookie)],
+        )
+            .into_response();
     }
-    resp
+    next.run(req).await
 }
 
 /// The largest request body read (serve.rs gives axum the same limit, so a
@@ -161,64 +238,116 @@ mod tests {
     }
 
     #[test]
-    fn loopback_checks_host_and_origin() {
-        let g = Gate::new("127.0.0.1:3000".parse().unwrap(), None);
+    fn loopback_checks_host_and_origin_and_wants_the_token() {
+        let g = Gate::new("127.0.0.1:3000".parse().unwrap(), "s3cret".into());
         let own = [
             ("host", "127.0.0.1:3000"),
             ("origin", "http://127.0.0.1:3000"),
+            ("x-minivm-token", "s3cret"),
         ];
-        assert!(g.check(&Method::POST, &headers(&own), None).is_ok());
         assert!(g
-            .check(&Method::GET, &headers(&[("host", "localhost:3000")]), None)
+            .check(&Method::POST, "/api/x", &headers(&own), None)
+            .is_ok());
+        let local = |extra: &[(&'static str, &str)]| {
+            let mut h = vec![("host", "localhost:3000")];
+            h.extend_from_slice(extra);
+            headers(&h)
+        };
+        assert!(g
+            .check(
+                &Method::GET,
+                "/",
+                &local(&[("cookie", "minivm_token=s3cret")]),
+                None
+            )
             .is_ok());
         assert!(
-            g.check(&Method::POST, &headers(&[("host", "localhost:3000")]), None)
-                .is_ok(),
+            g.check(
+                &Method::POST,
+                "/api/x",
+                &local(&[("x-minivm-token", "s3cret")]),
+                None
+            )
+            .is_ok(),
             "no Origin: not a browser"
         );
+        // Any other local user's process: no token, 401; only the health
+        // check and the schema answer.
+        assert_eq!(
+            g.check(&Method::POST, "/api/list_labs", &local(&[]), None),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            g.check(
+                &Method::GET,
+                "/",
+                &local(&[("x-minivm-token", "s3cre")]),
+                None
+            ),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(Refusal::Unauthorized.status(), StatusCode::UNAUTHORIZED);
+        assert!(g.check(&Method::GET, "/healthz", &local(&[]), None).is_ok());
+        assert!(g
+            .check(&Method::GET, "/schema/topology.v1.json", &local(&[]), None)
+            .is_ok());
         let rebind = g.check(
             &Method::GET,
-            &headers(&[("host", "evil.example:3000")]),
+            "/",
+            &headers(&[("host", "evil.example:3000"), ("x-minivm-token", "s3cret")]),
             None,
         );
         assert_eq!(
             rebind.unwrap_err(),
-            "this server answers only to its own address (Host header refused)"
+            Refusal::Forbidden("this server answers only to its own address (Host header refused)")
         );
         let cross = [
             ("host", "127.0.0.1:3000"),
             ("origin", "http://evil.example"),
+            ("cookie", "minivm_token=s3cret"),
         ];
         assert_eq!(
-            g.check(&Method::POST, &headers(&cross), None).unwrap_err(),
-            "cross-origin request refused"
-        );
-        assert!(
-            g.check(&Method::GET, &headers(&cross), None).is_ok(),
-            "a cross-origin GET changes nothing"
+            g.check(&Method::POST, "/api/x", &headers(&cross), None)
+                .unwrap_err(),
+            Refusal::Forbidden("cross-origin request refused")
         );
         let ws = [
             ("host", "127.0.0.1:3000"),
             ("origin", "http://evil.example"),
             ("upgrade", "websocket"),
+            ("cookie", "minivm_token=s3cret"),
         ];
         assert!(
-            g.check(&Method::GET, &headers(&ws), None).is_err(),
+            g.check(&Method::GET, "/ws/events", &headers(&ws), None)
+                .is_err(),
             "a cross-origin websocket is refused"
         );
     }
 
     #[test]
+    fn the_login_url_loses_its_token_on_redirect() {
+        assert_eq!(without_token("/", Some("token=abc")), "/");
+        assert_eq!(without_token("/", Some("lab=x&token=abc")), "/?lab=x");
+        assert_eq!(
+            without_token("/", Some("token=abc&lab=x&a=b")),
+            "/?lab=x&a=b"
+        );
+        assert_eq!(without_token("/p", None), "/p");
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+
+    #[test]
     fn off_loopback_needs_the_token() {
-        let g = Gate::new("0.0.0.0:3000".parse().unwrap(), Some("s3cret".into()));
+        let g = Gate::new("0.0.0.0:3000".parse().unwrap(), "s3cret".into());
         let h = [("host", "lab.example:3000")];
-        assert!(g.check(&Method::GET, &headers(&h), None).is_err());
+        assert!(g.check(&Method::GET, "/", &headers(&h), None).is_err());
         assert!(g
-            .check(&Method::GET, &headers(&h), Some("token=s3cret"))
+            .check(&Method::GET, "/", &headers(&h), Some("token=s3cret"))
             .is_ok());
         assert!(g
             .check(
                 &Method::GET,
+                "/",
                 &headers(&[("host", "x:3000"), ("cookie", "a=b; minivm_token=s3cret")]),
                 None
             )
@@ -226,6 +355,7 @@ mod tests {
         assert!(g
             .check(
                 &Method::GET,
+                "/",
                 &headers(&[("host", "x:3000"), ("x-minivm-token", "wrong")]),
                 None
             )

@@ -179,6 +179,8 @@ pub fn states(
 pub struct Server {
     pub child: std::process::Child,
     pub addr: String,
+    /// The token of the login URL it printed (every request needs it).
+    pub token: String,
     _site: tempfile::TempDir,
 }
 
@@ -199,13 +201,21 @@ impl Server {
             .expect("start minivm serve");
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
+        let mut next = || {
+            lines
                 .next()
                 .expect("minivm serve said where it listens")
-                .unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
+                .unwrap()
+        };
+        let addr = loop {
+            if let Some(a) = next().strip_prefix("listening on http://") {
                 break a.trim().to_string();
+            }
+        };
+        // The login URL, as a person would open it.
+        let token = loop {
+            if let Some((_, t)) = next().split_once("/?token=") {
+                break t.trim().to_string();
             }
         };
         // Keep draining its stdout so that it never blocks on a full pipe.
@@ -213,6 +223,7 @@ impl Server {
         Server {
             child,
             addr,
+            token,
             _site: site,
         }
     }
@@ -226,12 +237,18 @@ impl Server {
     /// POSTs a server function (`/api/<name>`) with form fields, as the
     /// page does (same Origin and Host); returns the status and the body.
     pub fn call(&self, name: &str, form: &[(&str, &str)]) -> (u16, String) {
-        call_at(&self.addr, name, form).unwrap()
+        call_at(&self.addr, &self.token, name, form).unwrap()
     }
 }
 
-/// [`Server::call`] on the server at `addr`; an error when it is gone.
-pub fn call_at(addr: &str, name: &str, form: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+/// [`Server::call`] on the server at `addr` with `token`; an error when it
+/// is gone.
+pub fn call_at(
+    addr: &str,
+    token: &str,
+    name: &str,
+    form: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let body = form
         .iter()
         .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
@@ -240,7 +257,7 @@ pub fn call_at(addr: &str, name: &str, form: &[(&str, &str)]) -> std::io::Result
     http(
         addr,
         &format!(
-            "POST /api/{name} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            "POST /api/{name} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nX-Minivm-Token: {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
             len = body.len()
         ),
     )
