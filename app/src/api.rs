@@ -129,6 +129,12 @@ mod host {
         err(message)
     }
 
+    /// Refused for now, for how much is running: 429, with the reason.
+    pub fn too_many(message: impl std::fmt::Display) -> ServerFnError {
+        status(http::StatusCode::TOO_MANY_REQUESTS);
+        err(message)
+    }
+
     /// Input refused before anything is done: 400, with the reason.
     pub fn bad_request(message: impl std::fmt::Display) -> ServerFnError {
         status(http::StatusCode::BAD_REQUEST);
@@ -271,18 +277,20 @@ pub async fn start_capture(
 ) -> Result<topology::capture::CaptureInfo, ServerFnError> {
     let s = host::service()?;
     let (t, _) = s.store.get(&lab).map_err(host::store_err)?;
-    host::blocking(move || {
-        s.captures
-            .start(&t, &target, &filter, engine::captures::WEB_LIMITS)
-            .map_err(|e| match e {
-                engine::capture::CaptureError::Target(_)
-                | engine::capture::CaptureError::Filter { .. } => {
-                    host::bad_request(engine::report(&e))
-                }
-                e => host::fault(e),
-            })
+    // The status is set here, in the request's context (not in the
+    // blocking thread, which has none).
+    let started = host::blocking(move || {
+        Ok(s.captures
+            .start(&t, &target, &filter, engine::captures::WEB_LIMITS))
     })
-    .await
+    .await?;
+    started.map_err(|e| match e {
+        engine::capture::CaptureError::Target(_) | engine::capture::CaptureError::Filter { .. } => {
+            host::bad_request(engine::report(&e))
+        }
+        engine::capture::CaptureError::TooMany { .. } => host::too_many(engine::report(&e)),
+        e => host::fault(e),
+    })
 }
 
 /// The captures of a lab, oldest first.

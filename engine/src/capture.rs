@@ -43,6 +43,8 @@ pub enum CaptureError {
     },
     #[error("cannot write the capture")]
     Write(#[source] std::io::Error),
+    #[error("{running} captures are running, the most this server runs at once; stop one first")]
+    TooMany { running: usize },
 }
 
 /// One captured frame.

@@ -30,6 +30,10 @@ pub struct Captures {
     all: Mutex<BTreeMap<String, Arc<Mutex<Running>>>>,
 }
 
+/// The most captures that run at once (each holds a thread, a socket and
+/// up to `WEB_LIMITS` of memory); one more is refused, saying so.
+pub const MAX_RUNNING: usize = 16;
+
 /// The limits of a capture started from the web page.
 pub const WEB_LIMITS: Limits = Limits {
     packets: 20_000,
@@ -94,6 +98,7 @@ impl Captures {
         let target = Target::parse(t, target)?;
         let ifname = target.ifname(&t.name);
         let ns = capture::namespace_of(t);
+        self.check_room()?;
         // Opened here, so that a bad filter or a lab that is down is
         // answered at once.
         let mut cap = Capture::open(ns.as_deref(), &ifname, Some(filter))?;
@@ -101,7 +106,15 @@ impl Captures {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let id = format!("c{}{:03}", started.as_secs(), started.subsec_millis());
+        // The id is taken and the capture counted under one lock: two
+        // started in the same millisecond get two ids, and the cap holds
+        // however many arrive at once.
+        let mut all = self.all.lock().expect("not poisoned");
+        let running = running_count(&all);
+        if running >= MAX_RUNNING {
+            return Err(CaptureError::TooMany { running });
+        }
+        let id = free_id(&all, &self.dir, started);
         let element = match &target {
             Target::Nic { vm, nic } => format!("nic:{vm}:{nic}"),
             Target::Network { network } => format!("net:{network}"),
@@ -126,10 +139,8 @@ impl Captures {
             stop: stop.clone(),
             deleted: false,
         }));
-        self.all
-            .lock()
-            .expect("not poisoned")
-            .insert(id.clone(), entry.clone());
+        all.insert(id.clone(), entry.clone());
+        drop(all);
         let part = self.dir.join(format!(".{id}.pcap.part"));
         let done = self.dir.join(format!("{id}.pcap"));
         let record = self.dir.join(format!("{id}.json"));
@@ -251,6 +262,41 @@ impl Captures {
 }
 
 /// Capture ids are made here (`c` and digits); anything else names no file.
+impl Captures {
+    /// Refuses a capture over [`MAX_RUNNING`] before its socket is opened
+    /// (checked again when it is counted in).
+    fn check_room(&self) -> Result<(), CaptureError> {
+        let running = running_count(&self.all.lock().expect("not poisoned"));
+        if running >= MAX_RUNNING {
+            return Err(CaptureError::TooMany { running });
+        }
+        Ok(())
+    }
+}
+
+fn running_count(all: &BTreeMap<String, Arc<Mutex<Running>>>) -> usize {
+    all.values()
+        .filter(|e| e.lock().expect("not poisoned").info.running)
+        .count()
+}
+
+/// `c` and the start time in milliseconds, or the next number up that no
+/// capture (listed, or a file left in `dir`) has.
+fn free_id(
+    all: &BTreeMap<String, Arc<Mutex<Running>>>,
+    dir: &Path,
+    started: std::time::Duration,
+) -> String {
+    let mut n = started.as_millis();
+    loop {
+        let id = format!("c{n}");
+        if !all.contains_key(&id) && !dir.join(format!("{id}.json")).exists() {
+            return id;
+        }
+        n += 1;
+    }
+}
+
 fn valid_id(id: &str) -> bool {
     id.len() > 1 && id.starts_with('c') && id[1..].bytes().all(|b| b.is_ascii_digit())
 }

@@ -192,3 +192,94 @@ fn a_site_built_for_another_binary_is_refused_at_start() {
     );
     assert!(!text(&out.stdout).contains("listening on"));
 }
+
+/// Forty captures asked for at once (a script, or a hostile page of the
+/// same origin): each gets its own id or a clear 429, never more than the
+/// cap run, and none shares another's files. The lab's namespace and
+/// bridge are made here, as `up` names them (no VM is needed to capture
+/// on a network), and removed even when the test fails.
+#[test]
+fn forty_captures_at_once_get_unique_ids_or_a_clear_refusal() {
+    let state = common::state_dir();
+    let server = Server::start(state.path());
+    let lab = format!("cap{}", std::process::id());
+    let yaml = format!(
+        "version: 1\nname: {lab}\nnetworks: [{{name: lan, subnet: 10.9.0.0/24}}]\nnodes: [{{name: a, image: tiny, nics: [{{network: lan}}]}}]\n"
+    );
+    let (code, body) = server.call("import_lab", &[("text", &yaml)]);
+    assert_eq!(code, 200, "{body}");
+    let ns = topology::names::netns_name(&lab);
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    let _ns = Ns(ns.clone());
+    let br = topology::names::bridge_ifname(&lab, "lan");
+    for args in [
+        vec!["-n", &ns, "link", "add", &br, "type", "bridge"],
+        vec!["-n", &ns, "link", "set", &br, "up"],
+    ] {
+        assert!(Command::new("ip").args(&args).status().unwrap().success());
+    }
+    let answers: Vec<(u16, String)> = std::thread::scope(|sc| {
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                sc.spawn(|| {
+                    server.call(
+                        "start_capture",
+                        &[("lab", &lab), ("target", "lan"), ("filter", "")],
+                    )
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let mut ids = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    for (code, body) in &answers {
+        match code {
+            200 => {
+                let v: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert!(
+                    ids.insert(v["id"].as_str().unwrap().to_string()),
+                    "an id given twice: {body}"
+                );
+            }
+            429 => {
+                assert!(
+                    body.contains("captures are running, the most this server runs at once"),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            _ => panic!("{code}: {body}"),
+        }
+    }
+    assert_eq!(ids.len() + refused, 40);
+    assert_eq!(ids.len(), 16, "the cap: {answers:?}");
+    // Stopping one makes room for one more.
+    let first = ids.iter().next().unwrap().clone();
+    assert_eq!(server.call("stop_capture", &[("id", &first)]).0, 200);
+    let mut again = (0, String::new());
+    for _ in 0..50 {
+        again = server.call(
+            "start_capture",
+            &[("lab", &lab), ("target", "lan"), ("filter", "")],
+        );
+        if again.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(again.0, 200, "{}", again.1);
+    for id in &ids {
+        server.call("delete_capture", &[("id", id)]);
+    }
+}
