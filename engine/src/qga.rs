@@ -21,7 +21,22 @@ pub enum QgaError {
     Refused { command: String, message: String },
     #[error("the guest agent sent something unreadable: {0}")]
     Protocol(String),
+    #[error("the guest agent sent a reply over {MAX_REPLY} bytes")]
+    TooLong,
 }
+
+/// The longest reply line read from an agent: a `guest-exec-status` with
+/// the agent's largest captured output (16 MiB of stdout and of stderr, in
+/// base64) fits; a guest that sends more gets an error, not our memory.
+pub const MAX_REPLY: usize = 48 << 20;
+
+/// How long one command waits for its reply (a guest may hang its agent:
+/// every wait ends).
+pub const REPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// How long one synchronisation attempt may take, replies that are not
+/// the awaited one included.
+const SYNC_WAIT: Duration = Duration::from_secs(3);
 
 /// What a program run in the guest did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +66,8 @@ fn next_sync_id() -> u64 {
 pub struct Qga {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// When the operation under way gives up.
+    deadline: Instant,
 }
 
 impl Qga {
@@ -61,10 +78,11 @@ impl Qga {
         loop {
             let attempt = (|| {
                 let stream = UnixStream::connect(socket)?;
-                stream.set_read_timeout(Some(Duration::from_millis(1500)))?;
+                stream.set_write_timeout(Some(SYNC_WAIT))?;
                 let mut q = Qga {
                     reader: BufReader::new(stream.try_clone()?),
                     writer: stream,
+                    deadline: (Instant::now() + SYNC_WAIT).min(deadline),
                 };
                 q.sync(next_sync_id())?;
                 Ok::<_, QgaError>(q)
@@ -96,25 +114,68 @@ impl Qga {
         Ok(())
     }
 
+    /// Reads one reply: a line of at most [`MAX_REPLY`] bytes, before the
+    /// operation's deadline (a guest that trickles bytes or never ends its
+    /// line is cut off).
     fn read(&mut self) -> Result<Value, QgaError> {
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            let n = self.reader.read_line(&mut line)?;
-            if n == 0 {
+            self.read_line(&mut line)?;
+            // The agent may emit a 0xff sentinel byte before a reply.
+            let text = String::from_utf8_lossy(&line);
+            let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{fffd}');
+            if !trimmed.is_empty() {
+                return serde_json::from_str(trimmed).map_err(|e| {
+                    let shown: String = trimmed.chars().take(200).collect();
+                    QgaError::Protocol(format!("{e}: {shown}"))
+                });
+            }
+        }
+    }
+
+    fn read_line(&mut self, line: &mut Vec<u8>) -> Result<(), QgaError> {
+        use std::io::ErrorKind;
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(QgaError::Timeout(REPLY_WAIT));
+            }
+            self.reader.get_ref().set_read_timeout(Some(left))?;
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if buf.is_empty() {
                 return Err(QgaError::Protocol("the connection closed".into()));
             }
-            // The agent may emit a 0xff sentinel byte before a reply.
-            let trimmed = line.trim_matches(|c: char| c.is_whitespace() || c == '\u{ff}');
-            if !trimmed.is_empty() {
-                return serde_json::from_str(trimmed)
-                    .map_err(|e| QgaError::Protocol(format!("{e}: {trimmed}")));
+            let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if line.len() + take > MAX_REPLY {
+                return Err(QgaError::TooLong);
+            }
+            line.extend_from_slice(&buf[..take]);
+            self.reader.consume(take);
+            if done {
+                return Ok(());
             }
         }
     }
 
     /// Runs one agent command and returns its `return` value.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QgaError> {
+        self.deadline = Instant::now() + REPLY_WAIT;
+        self.execute_by(command, arguments)
+    }
+
+    /// [`Qga::execute`] within the deadline already set.
+    fn execute_by(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QgaError> {
         let mut msg = json!({"execute": command});
         if let Some(a) = arguments {
             msg["arguments"] = a;
@@ -156,13 +217,20 @@ impl Qga {
             use base64::Engine as _;
             request["input-data"] = json!(base64::engine::general_purpose::STANDARD.encode(input));
         }
-        let started = self.execute("guest-exec", Some(request))?;
+        let deadline = Instant::now() + timeout;
+        self.deadline = deadline;
+        let started = self.execute_by("guest-exec", Some(request))?;
         let pid = started["pid"]
             .as_i64()
             .ok_or_else(|| QgaError::Protocol(started.to_string()))?;
-        let deadline = Instant::now() + timeout;
         loop {
-            let st = self.execute("guest-exec-status", Some(json!({"pid": pid})))?;
+            self.deadline = deadline;
+            let st = self
+                .execute_by("guest-exec-status", Some(json!({"pid": pid})))
+                .map_err(|e| match e {
+                    QgaError::Timeout(_) => QgaError::Timeout(timeout),
+                    e => e,
+                })?;
             if st["exited"] == json!(true) {
                 use base64::Engine as _;
                 let decode = |k: &str| {
@@ -221,7 +289,75 @@ impl Qga {
 
 #[cfg(test)]
 mod tests {
-    use super::next_sync_id;
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A hostile agent on a socket of its own: it answers the first sync
+    /// properly when `sync_first`, then does `evil` with the connection.
+    fn agent(
+        sync_first: bool,
+        evil: impl FnOnce(&mut UnixStream) + Send + 'static,
+    ) -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("qga.sock");
+        let l = UnixListener::bind(&sock).unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            if sync_first {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let id = &v["arguments"]["id"];
+                let _ = writeln!(c, "{}", json!({"return": id}));
+            }
+            evil(&mut c);
+        });
+        (d, sock)
+    }
+
+    #[test]
+    fn an_endless_reply_is_cut_at_the_limit() {
+        let (_d, sock) = agent(true, |c| {
+            let chunk = vec![b'x'; 1 << 20];
+            while c.write_all(&chunk).is_ok() {}
+        });
+        let mut q = Qga::connect(&sock, Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let e = q.execute("guest-info", None).unwrap_err();
+        assert!(matches!(e, QgaError::TooLong), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_trickling_agent_is_given_up_on_at_the_deadline() {
+        let (_d, sock) = agent(true, |c| {
+            while c.write_all(b"{").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut q = Qga::connect(&sock, Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let e = q
+            .exec("/bin/true", &[], Duration::from_secs(2))
+            .unwrap_err();
+        assert!(matches!(e, QgaError::Timeout(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn an_agent_that_never_syncs_is_given_up_on() {
+        // Endless well-formed replies that are never the awaited one.
+        let (_d, sock) = agent(false, |c| {
+            while writeln!(c, "{{\"return\": 1}}").is_ok() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let t = Instant::now();
+        let e = Qga::connect(&sock, Duration::from_secs(2)).err().unwrap();
+        assert!(matches!(e, QgaError::Timeout(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn sync_ids_never_repeat_in_a_process() {
