@@ -95,7 +95,7 @@ mod host {
                 status(http::StatusCode::BAD_REQUEST);
                 fault(e)
             }
-            Lab(engine::lab::LabError::NotRunning { .. }) => {
+            Lab(engine::lab::LabError::NotRunning { .. }) | Running { .. } => {
                 status(http::StatusCode::CONFLICT);
                 fault(e)
             }
@@ -343,19 +343,16 @@ pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnE
     Ok(to)
 }
 
-/// Renames a lab (refused while its VMs run: their devices carry its name).
+/// Renames a lab, keeping its disks, saved states and snapshots (refused
+/// while its VMs run: their devices carry its name).
 #[server(endpoint = "rename_lab")]
 pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnError> {
     let s = host::service()?;
-    host::refuse_if_running(&from, "rename")?;
-    let (mut t, _) = s.store.get(&from).map_err(host::store_err)?;
-    t.name = to.clone();
-    s.store.put(&t, None).map_err(host::store_err)?;
-    host::blocking(move || {
-        engine::ops::down(&s.engine, &from, true, &|_| {}).map_err(host::ops_err)?;
-        Ok(to)
+    let done = host::blocking(move || {
+        Ok(engine::ops::rename(&s.engine, &s.store, &from, &to, &|_| {}).map(|_| to))
     })
-    .await
+    .await?;
+    done.map_err(host::ops_err)
 }
 
 /// Deletes a lab and everything of it (refused while its VMs run).

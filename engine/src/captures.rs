@@ -146,7 +146,17 @@ impl Captures {
         let record = self.dir.join(format!("{id}.json"));
         std::thread::spawn(move || {
             let result = (|| -> Result<(Ended, Counts), CaptureError> {
-                let file = std::fs::File::create(&part).map_err(CaptureError::Write)?;
+                // Captured traffic may hold secrets: root's alone.
+                let file = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&part)
+                        .map_err(CaptureError::Write)?
+                };
                 let mut w =
                     PcapWriter::new(std::io::BufWriter::new(file)).map_err(CaptureError::Write)?;
                 let mut last_flush = std::time::Instant::now();
@@ -199,7 +209,7 @@ impl Captures {
                 return;
             }
             let json = serde_json::to_string(&e.info).expect("serializes");
-            let _ = crate::fsutil::write_atomic(&record, json.as_bytes());
+            let _ = crate::fsutil::write_private(&record, json.as_bytes());
         });
         Ok(info)
     }

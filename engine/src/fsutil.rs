@@ -86,8 +86,6 @@ pub enum ConfinedError {
 /// anything that is not a regular file (a FIFO would block, a device
 /// would never end).
 pub fn read_confined(dir: &Path, rel: &Path, limit: usize) -> Result<String, ConfinedError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let shown = rel.display().to_string();
     let err = |e: io::Error| ConfinedError::Io(shown.clone(), e);
     let base = fs::canonicalize(parent_or_dot(dir)).map_err(err)?;
@@ -95,12 +93,29 @@ pub fn read_confined(dir: &Path, rel: &Path, limit: usize) -> Result<String, Con
     if !real.starts_with(&base) {
         return Err(ConfinedError::Outside(shown));
     }
-    // Opened without following a link swapped in since, and without
-    // waiting for a writer: the type is checked on what was opened.
+    read_plain(&real, limit).map_err(|e| match e {
+        ConfinedError::NotAFile(_) => ConfinedError::NotAFile(shown.clone()),
+        ConfinedError::TooLarge(_, n) => ConfinedError::TooLarge(shown.clone(), n),
+        ConfinedError::Io(_, e) => ConfinedError::Io(shown.clone(), e),
+        other => other,
+    })
+}
+
+/// Reads `path` as text, at most `limit` bytes, the way root reads a file
+/// in a directory that someone else (a QEMU's user) may write: the last
+/// name is not followed if it is a link, nothing waits for a writer (a
+/// FIFO), and only a regular file is read.
+pub fn read_plain(path: &Path, limit: usize) -> Result<String, ConfinedError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display().to_string();
+    let err = |e: io::Error| ConfinedError::Io(shown.clone(), e);
+    // Opened without following a link swapped in, and without waiting for
+    // a writer: the type is checked on what was opened.
     let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&real)
+        .open(path)
         .map_err(err)?;
     if !f.metadata().map_err(err)?.is_file() {
         return Err(ConfinedError::NotAFile(shown));
@@ -114,6 +129,35 @@ pub fn read_confined(dir: &Path, rel: &Path, limit: usize) -> Result<String, Con
     }
     String::from_utf8(bytes)
         .map_err(|_| err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")))
+}
+
+/// The largest file root reads as text from a VM's directory.
+pub const MAX_VM_FILE: usize = 16 << 20;
+
+/// Reads a file of a VM's directory (a directory the VM's QEMU may write)
+/// as text: never through a link, never from a FIFO or device, at most
+/// [`MAX_VM_FILE`] bytes. Any refusal is an error, like a missing file.
+pub fn read_text(path: &Path) -> io::Result<String> {
+    read_plain(path, MAX_VM_FILE).map_err(|e| match e {
+        ConfinedError::Io(_, e) => e,
+        other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+    })
+}
+
+/// Creates `path` anew for root to write (a log handed to a process): what
+/// was there is removed first (a link is removed, not followed), and the
+/// file is created exclusively, so nothing planted in between is opened.
+pub fn create_fresh(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// `dir`, or `.` when it is the empty path (the parent of a bare name).

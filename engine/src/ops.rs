@@ -56,6 +56,12 @@ pub enum OpsError {
     Setup(Vec<SetupFailure>),
     #[error(transparent)]
     Snapshot(crate::snapshot::SnapshotError),
+    #[error("cannot {what} lab {lab:?} while VMs run ({}); stop the lab first", vms.join(", "))]
+    Running {
+        lab: String,
+        what: &'static str,
+        vms: Vec<String>,
+    },
     #[error("{vm}: restart failed")]
     Restart { vm: String, source: Box<OpsError> },
 }
@@ -85,7 +91,7 @@ pub struct SetupRecord {
 /// The setup record of `vm` for its running QEMU, if its commands ran.
 pub fn setup_record(engine: &Engine, lab: &str, vm: &str) -> Option<SetupRecord> {
     let pid = *crate::lab::running_qemus(lab).get(vm)?;
-    std::fs::read_to_string(engine.vm_files(lab, vm).setup())
+    crate::fsutil::read_text(&engine.vm_files(lab, vm).setup())
         .ok()
         .and_then(|s| serde_json::from_str::<SetupRecord>(&s).ok())
         .filter(|r| r.pid == pid)
@@ -617,6 +623,39 @@ pub fn suspend(
     });
     LabError::combine(errors)?;
     Ok(())
+}
+
+/// Renames lab `from` to `to`, keeping everything of it: disks, saved
+/// states and snapshots move with its directory. Refused while any of its
+/// VMs runs (their devices and processes carry its name), saying which;
+/// its leftover devices (bridges, namespace, rules) are removed first.
+pub fn rename(
+    engine: &Engine,
+    store: &LabStore,
+    from: &str,
+    to: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<String> {
+    store.get(from)?;
+    topology::names::check_name(to).map_err(|reason| StoreError::BadName {
+        name: to.to_string(),
+        reason,
+    })?;
+    let _lock = lock(engine, from, say)?;
+    let running: Vec<String> = crate::lab::running_qemus(from).into_keys().collect();
+    if !running.is_empty() {
+        return Err(OpsError::Running {
+            lab: from.to_string(),
+            what: "rename",
+            vms: running,
+        });
+    }
+    engine.down(from, false)?;
+    let rev = store.rename(from, to)?;
+    say(format!(
+        "lab {from:?} is now {to:?}, with its disks and snapshots"
+    ));
+    Ok(rev)
 }
 
 /// Stops a lab and removes its devices; with `cleanup`, its files too.

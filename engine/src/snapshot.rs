@@ -92,6 +92,24 @@ fn check_name(name: &str) -> Result<(), SnapshotError> {
     })
 }
 
+/// The largest snapshot record read (a topology and a line per VM).
+const MAX_RECORD: usize = 4 << 20;
+
+/// Why a snapshot record in directory `dir_name` cannot be trusted: its
+/// name is not its directory's, or a VM key (which becomes a file name)
+/// is not a VM of its topology.
+fn check_record(snap: &Snapshot, dir_name: &str) -> Result<(), String> {
+    if snap.name != dir_name || topology::names::check_name(&snap.name).is_err() {
+        return Err(format!("it names itself {:?}", snap.name));
+    }
+    for vm in snap.vms.keys() {
+        if topology::names::check_name(vm).is_err() || snap.topology.node(vm).is_none() {
+            return Err(format!("{vm:?} is not a VM of its topology"));
+        }
+    }
+    Ok(())
+}
+
 /// The lab's snapshots, oldest first.
 pub fn list(engine: &Engine, lab: &str) -> Result<Vec<Snapshot>, SnapshotError> {
     let dir = dir_of(engine, lab);
@@ -101,12 +119,29 @@ pub fn list(engine: &Engine, lab: &str) -> Result<Vec<Snapshot>, SnapshotError> 
     };
     for e in rd.flatten() {
         let record = e.path().join("snapshot.json");
-        // A snapshot being written (or cut short) has no record yet.
-        let Ok(text) = fs::read_to_string(&record) else {
-            continue;
+        // A snapshot being written (or cut short) has no record yet. The
+        // record is read as hostile input: its directory was a QEMU's to
+        // write (see `check_record`).
+        let text = match crate::fsutil::read_plain(&record, MAX_RECORD) {
+            Ok(t) => t,
+            Err(crate::fsutil::ConfinedError::Io(_, e))
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue
+            }
+            Err(why) => {
+                tracing::warn!(lab, error = %why, "skipping a snapshot record that cannot be read");
+                continue;
+            }
         };
         let name = e.file_name().to_string_lossy().into_owned();
-        out.push(serde_json::from_str(&text).map_err(|e| SnapshotError::Unreadable(name, e))?);
+        let snap: Snapshot =
+            serde_json::from_str(&text).map_err(|e| SnapshotError::Unreadable(name.clone(), e))?;
+        if let Err(why) = check_record(&snap, &name) {
+            tracing::warn!(lab, snapshot = %name, why, "skipping a snapshot whose record is not one minivm wrote");
+            continue;
+        }
+        out.push(snap);
     }
     out.sort_by(|a: &Snapshot, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
     Ok(out)
@@ -257,7 +292,10 @@ pub fn restore(
 ) -> Result<Snapshot, OpsError> {
     check_name(name)?;
     let _lock = lock(engine, lab, say)?;
-    let snap = get(engine, lab, name)?;
+    let mut snap = get(engine, lab, name)?;
+    // Taken under another name (the lab was renamed since): the topology
+    // is the lab's as it is named now.
+    snap.topology.name = lab.to_string();
     let dir = dir_of(engine, lab).join(name);
     let (current, revision) = store.get(lab)?;
     if current != snap.topology {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use topology::{names::check_name, parse_and_validate, to_json, Format, LoadError, Topology};
 
-use crate::fsutil::write_atomic;
+// Lab records may hold secrets (files, passwords in configs): root's alone.
+use crate::fsutil::write_private as write_atomic;
 
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/minivm";
@@ -207,6 +208,38 @@ impl LabStore {
         remove_stale_temps(&dir, TOPOLOGY_FILE);
         let bytes = to_json(t).into_bytes();
         let path = dir.join(TOPOLOGY_FILE);
+        write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
+        Ok(revision_of(&bytes))
+    }
+
+    /// Renames lab `from` to `to`: its whole directory moves (disks, saved
+    /// states, snapshots and host-side settings stay with it), then its
+    /// topology is saved under the new name. Refused when `to` is taken.
+    /// The caller holds the lab's lock and has stopped its VMs.
+    pub fn rename(&self, from: &str, to: &str) -> Result<String> {
+        let _lock = self.lock()?;
+        let (mut t, _) = self.get(from)?;
+        let (old, new) = (self.lab_dir(from)?, self.lab_dir(to)?);
+        if new.exists() {
+            return Err(StoreError::InUse {
+                name: to.to_string(),
+                by: "another lab".into(),
+            });
+        }
+        t.name = to.to_string();
+        let problems = topology::validate(&t);
+        if !problems.is_empty() {
+            return Err(StoreError::Invalid {
+                name: to.to_string(),
+                source: LoadError::Invalid(problems),
+            });
+        }
+        fs::rename(&old, &new).map_err(io_err("rename", &old))?;
+        crate::fsutil::sync_parent(&new).map_err(io_err("sync", &new))?;
+        // The file it came from names the old lab: it is the web's now.
+        let _ = fs::remove_file(new.join(SOURCE_FILE));
+        let bytes = to_json(&t).into_bytes();
+        let path = new.join(TOPOLOGY_FILE);
         write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
         Ok(revision_of(&bytes))
     }

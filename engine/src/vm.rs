@@ -3,7 +3,6 @@
 //! the engine opened handed over as fds 3, 4, ... (`-netdev tap,fd=N`), and
 //! with QEMU's seccomp sandbox on.
 
-use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -85,7 +84,9 @@ pub fn launch_with(
         });
     }
     let log_path = crate::lab::VmDir::new(spec.run_dir.clone()).qemu_log();
-    let log = File::create(&log_path).map_err(|source| VmError::Log {
+    // The VM's directory is its QEMU user's: a name planted there is
+    // removed, never followed.
+    let log = crate::fsutil::create_fresh(&log_path).map_err(|source| VmError::Log {
         path: log_path.display().to_string(),
         source,
     })?;

@@ -104,6 +104,35 @@ fn restore_brings_back_every_vms_memory_and_disk() {
         "{}",
         text(&out.stderr)
     );
+
+    // A rename (the lab list's Rename) keeps the snapshot and the disks:
+    // refused while VMs run, then the snapshot restores under the new name.
+    let renamed = format!("{lab}-r");
+    let _down_renamed = Down(s.to_path_buf(), renamed.clone());
+    let server = common::Server::start(s);
+    let (code, body) = server.call("rename_lab", &[("from", &lab), ("to", &renamed)]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("while VMs run (a, b, c)"), "{body}");
+    ok(minivm(s, &["stop", &lab, "a", "b", "c"]));
+    let (code, body) = server.call("rename_lab", &[("from", &lab), ("to", &renamed)]);
+    assert_eq!(code, 200, "{body}");
+    drop(server);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(minivm(s, &["snapshot", "list", &renamed, "--json"]))).unwrap();
+    assert_eq!(list[0]["name"], "s1", "{list}");
+    ok(minivm(s, &["start", &renamed, "c"]));
+    assert_eq!(
+        exec(s, &renamed, "c", "cat /root/disk"),
+        "one\n",
+        "c's disk moved with the lab"
+    );
+    ok(minivm(s, &["snapshot", "restore", &renamed, "s1"]));
+    assert_eq!(
+        exec(s, &renamed, "a", "cat /tmp/mem /root/disk"),
+        "one\none\n"
+    );
+    let lab = renamed;
+
     ok(minivm(s, &["snapshot", "rm", &lab, "s1"]));
     assert_eq!(
         ok(minivm(s, &["snapshot", "list", &lab, "--json"])).trim(),

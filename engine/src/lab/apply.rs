@@ -157,7 +157,7 @@ impl Engine {
         fs::create_dir_all(dir.path()).map_err(io("create", dir.path()))?;
         let ns = Self::ns(t);
         // Impairments: on the TAP, with or without a running QEMU.
-        let mut record: crate::impair::Record = fs::read_to_string(dir.impair())
+        let mut record: crate::impair::Record = crate::fsutil::read_text(&dir.impair())
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
@@ -189,7 +189,7 @@ impl Engine {
         let Some(pid) = super::procs::running_qemus(lab).get(vm).copied() else {
             return Ok(());
         };
-        let mut carrier: Carrier = fs::read_to_string(dir.carrier())
+        let mut carrier: Carrier = crate::fsutil::read_text(&dir.carrier())
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .filter(|c: &Carrier| c.pid == pid)
@@ -419,7 +419,8 @@ impl Engine {
         macs: &[topology::net::Mac],
     ) -> Result<()> {
         self.wait_running(dir, name)?;
-        let conf = fs::read_to_string(dir.fw_cfg_conf()).map_err(io("read", &dir.fw_cfg_conf()))?;
+        let conf =
+            crate::fsutil::read_text(&dir.fw_cfg_conf()).map_err(io("read", &dir.fw_cfg_conf()))?;
         self.give_identity(dir, macs, &conf)
             .map_err(|why| LabError::vm(name, VmFault::Warm(why)))?;
         let _ = fs::remove_file(dir.identity_pending());
@@ -437,7 +438,7 @@ impl Engine {
         let mut errors = Vec::new();
         for vm in vms {
             let dir = self.vm_files(&t.name, vm);
-            let Ok(text) = fs::read_to_string(dir.identity_pending()) else {
+            let Ok(text) = crate::fsutil::read_text(&dir.identity_pending()) else {
                 continue;
             };
             // Empty: its starter died between writing it and learning the
@@ -463,7 +464,7 @@ impl Engine {
             if let Err(e) = self.identify_clone(&dir, vm, &macs) {
                 // Its disk was used by the clone: the reconcile that
                 // follows boots it cold.
-                let log = fs::read_to_string(dir.qemu_log()).unwrap_or_default();
+                let log = crate::fsutil::read_text(&dir.qemu_log()).unwrap_or_default();
                 tracing::warn!(
                     vm,
                     reason = %crate::report(&e),
@@ -578,7 +579,7 @@ impl Engine {
             crate::fsutil::write_atomic(&dir.ready(), b"").map_err(io("write", &dir.ready()))?;
         }
         // The exec commands ran on the boot this one continues.
-        if let Ok(text) = fs::read_to_string(dir.setup()) {
+        if let Ok(text) = crate::fsutil::read_text(&dir.setup()) {
             if let Ok(mut r) = serde_json::from_str::<serde_json::Value>(&text) {
                 r["pid"] = serde_json::json!(pid);
                 let _ = crate::fsutil::write_atomic(&dir.setup(), r.to_string().as_bytes());

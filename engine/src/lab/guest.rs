@@ -95,7 +95,8 @@ impl Engine {
                 if procs.contains_key(*n) || self.vm_files(lab, n).ready().exists() {
                     return true;
                 }
-                let log = fs::read_to_string(self.vm_files(lab, n).qemu_log()).unwrap_or_default();
+                let log =
+                    crate::fsutil::read_text(&self.vm_files(lab, n).qemu_log()).unwrap_or_default();
                 dead.push(LabError::vm(n, VmFault::Exited(log.trim().into())));
                 false
             });

@@ -97,11 +97,11 @@ impl Engine {
         let mut out = BTreeMap::new();
         for node in &t.nodes {
             let dir = self.vm_files(&t.name, &node.name);
-            let carrier: Option<Carrier> = fs::read_to_string(dir.carrier())
+            let carrier: Option<Carrier> = crate::fsutil::read_text(&dir.carrier())
                 .ok()
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .filter(|c: &Carrier| procs.get(&node.name) == Some(&c.pid));
-            let record: impair::Record = fs::read_to_string(dir.impair())
+            let record: impair::Record = crate::fsutil::read_text(&dir.impair())
                 .ok()
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default();
@@ -130,7 +130,7 @@ impl Engine {
     /// One VM; `pid` is its live QEMU, found by its process tag.
     pub(super) fn observe_vm(&self, lab: &str, name: &str, pid: Option<u32>) -> ObservedVm {
         let dir = self.vm_files(lab, name);
-        let started: Option<Started> = fs::read_to_string(dir.hardware())
+        let started: Option<Started> = crate::fsutil::read_text(&dir.hardware())
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok());
         let alive = pid.is_some();
@@ -173,5 +173,5 @@ pub fn saved_state(dir: &super::VmDir) -> Option<super::SavedState> {
     if !dir.saved_state().exists() {
         return None;
     }
-    serde_json::from_str(&fs::read_to_string(dir.saved_meta()).ok()?).ok()
+    serde_json::from_str(&crate::fsutil::read_text(&dir.saved_meta()).ok()?).ok()
 }

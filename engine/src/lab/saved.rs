@@ -32,7 +32,7 @@ impl Engine {
                 state,
             });
         }
-        let started: Started = fs::read_to_string(dir.hardware())
+        let started: Started = crate::fsutil::read_text(&dir.hardware())
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .ok_or_else(|| fault("its hardware record is missing".into()))?;
@@ -71,7 +71,7 @@ impl Engine {
         // Paused and saved: no clean shutdown to wait for. Told on the QMP
         // connection held (QMP takes one client at a time), then made sure of.
         // Its exit is a stop (`stopping`), never taken for a crash.
-        let _ = fs::write(dir.stopping(), "");
+        let _ = crate::fsutil::write_atomic(&dir.stopping(), b"");
         p.quit();
         self.stop_vm(lab, name, Duration::ZERO)?;
         Ok(record.bytes)

@@ -24,7 +24,7 @@ impl Engine {
         };
         // From here on an exit is this stop's doing (the watcher must not
         // see a crash, nor a restart policy act on one).
-        let _ = fs::write(dir.stopping(), pid.to_string());
+        let _ = crate::fsutil::write_atomic(&dir.stopping(), pid.to_string().as_bytes());
         // A guest that has not said it is ready has no acpid listening yet
         // (and nothing worth a clean shutdown): it is quit at once.
         let booted = dir.ready().exists();
@@ -119,5 +119,9 @@ impl Engine {
 }
 
 fn pid_of(dir: &VmDir) -> Option<u32> {
-    fs::read_to_string(dir.pidfile()).ok()?.trim().parse().ok()
+    crate::fsutil::read_text(&dir.pidfile())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

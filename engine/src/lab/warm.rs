@@ -118,7 +118,8 @@ impl Engine {
                 minivm_conf: "hostname warm\n".into(),
             };
             crate::seed::write_vfat(&placeholder, &dir.seed()).map_err(|e| e.to_string())?;
-            fs::write(dir.fw_cfg_conf(), &placeholder.minivm_conf).map_err(|e| e.to_string())?;
+            crate::fsutil::write_atomic(&dir.fw_cfg_conf(), placeholder.minivm_conf.as_bytes())
+                .map_err(|e| e.to_string())?;
             let spec = VmSpec {
                 lab: ".warm".into(),
                 name: key.to_string(),
@@ -160,7 +161,7 @@ impl Engine {
             let _ = child.kill();
             let _ = child.wait();
             let state = boot.map_err(|e| {
-                let log = fs::read_to_string(dir.qemu_log()).unwrap_or_default();
+                let log = crate::fsutil::read_text(&dir.qemu_log()).unwrap_or_default();
                 match log.trim() {
                     "" => e,
                     l => format!("{e} (QEMU: {l})"),

@@ -7,7 +7,6 @@
 //! detaches and leaves the VM running; so does the end of input when stdin
 //! is not a terminal.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -88,7 +87,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let log_path = dir.console_log();
-    let scrollback = fs::read_to_string(&log_path).unwrap_or_default();
+    let scrollback = String::from_utf8_lossy(&engine::console::log_tail(&log_path)).into_owned();
     let lines: Vec<&str> = scrollback.lines().collect();
     let mut out = std::io::stdout();
     writeln!(
@@ -104,11 +103,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let raw = Raw::enter();
     let saved = raw.0;
     let mut reader = stream.try_clone()?;
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .ok();
+    let mut log = engine::console::ConsoleLog::open(&log_path);
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut out = std::io::stdout();
@@ -118,9 +113,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
                 Ok(n) => {
                     let _ = out.write_all(&buf[..n]);
                     let _ = out.flush();
-                    if let Some(l) = log.as_mut() {
-                        let _ = l.write_all(&buf[..n]);
-                    }
+                    log.write(&buf[..n]);
                 }
             }
         }

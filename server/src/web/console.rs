@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use engine::service::Service;
 use tokio::sync::broadcast::error::RecvError;
 
+/// The largest console input message taken.
+const MAX_INPUT: usize = 64 * 1024;
+
 pub async fn handler(
     ws: WebSocketUpgrade,
     Path((lab, vm)): Path<(String, String)>,
@@ -24,7 +27,11 @@ pub async fn handler(
         Ok(c) => c,
         Err(e) => return (StatusCode::CONFLICT, engine::report(&e)).into_response(),
     };
-    ws.on_upgrade(move |socket| attach(socket, console))
+    // A frame is what a person types or pastes: 64 KiB bounds what one
+    // message can queue.
+    ws.max_message_size(MAX_INPUT)
+        .max_frame_size(MAX_INPUT)
+        .on_upgrade(move |socket| attach(socket, console))
 }
 
 async fn attach(mut socket: WebSocket, console: Arc<engine::console::Console>) {
@@ -44,8 +51,9 @@ async fn attach(mut socket: WebSocket, console: Arc<engine::console::Console>) {
                 Err(RecvError::Closed) => return,
             },
             input = socket.recv() => match input {
-                Some(Ok(Message::Text(t))) => { let _ = console.write(t.as_bytes()); }
-                Some(Ok(Message::Binary(b))) => { let _ = console.write(&b); }
+                // Waits (this viewer alone) while the guest does not read.
+                Some(Ok(Message::Text(t))) => { let _ = console.send(t.as_bytes().to_vec()).await; }
+                Some(Ok(Message::Binary(b))) => { let _ = console.send(b.to_vec()).await; }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
             },
