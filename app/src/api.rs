@@ -68,9 +68,9 @@ mod host {
     pub fn store_err(e: engine::store::StoreError) -> ServerFnError {
         use engine::store::StoreError::*;
         status(match &e {
-            Conflict { .. } | InUse { .. } => http::StatusCode::CONFLICT,
+            Conflict { .. } | InUse { .. } | EditedElsewhere { .. } => http::StatusCode::CONFLICT,
             NotFound(_) => http::StatusCode::NOT_FOUND,
-            BadName { .. } | Invalid { .. } => http::StatusCode::BAD_REQUEST,
+            BadName { .. } | Invalid { .. } | TooLarge { .. } => http::StatusCode::BAD_REQUEST,
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         });
         fault(e)

@@ -488,11 +488,11 @@ pub fn up(
 ) -> Result<UpReport> {
     check_host(engine, t)?;
     if let Some(f) = file {
-        store.check_from_file(t, f)?;
+        store.check_from_file(t, f, engine.force)?;
     }
     let _lock = lock(engine, &t.name, say)?;
     if let Some(f) = file {
-        store.put_from_file(t, f)?;
+        store.put_from_file(t, f, engine.force)?;
     }
     if let Some(on) = engine.expose {
         crate::mgmt::set_exposed(&engine.lab_dir(&t.name), on)?;

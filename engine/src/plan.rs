@@ -375,7 +375,7 @@ pub fn plan(t: &Topology, observed: &ObservedLab) -> Vec<Step> {
                 Some(saved) => {
                     let change = hardware_change(&saved.hardware, &hw).or_else(|| {
                         (saved.seed_hash != seed)
-                            .then(|| "its MACs, addresses, routes or files changed".to_string())
+                            .then(|| "its addresses, routes or files changed".to_string())
                     });
                     if let Some(c) = &change {
                         push(

@@ -19,6 +19,9 @@ const TOPOLOGY_FILE: &str = "topology.json";
 /// Where a lab came from: the absolute path of the file `up` read it from.
 /// Absent for labs made in the web editor or seeded from the examples.
 const SOURCE_FILE: &str = "source";
+/// The revision the file brought the lab to: another one stored since is
+/// an edit made elsewhere.
+const SOURCE_REVISION_FILE: &str = "source.revision";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +40,18 @@ pub enum StoreError {
     },
     #[error("lab name {name:?} is in use by {by}, with a different topology; give this lab another `name:`, or remove the other one with `minivm down {name} --cleanup`")]
     InUse { name: String, by: String },
+    #[error("lab {name:?} was changed elsewhere (the web editor) since it came from {}: bringing the file up would undo those edits{}; run `up` with --force to do it anyway", file.display(), if removes.is_empty() { String::new() } else { format!(" and delete VM(s) {} with their disks", removes.join(", ")) })]
+    EditedElsewhere {
+        name: String,
+        file: PathBuf,
+        removes: Vec<String>,
+    },
+    #[error("lab {name:?} would be {bytes} bytes stored, over the {max} bytes a lab may have (the same limit as reading it back); make it smaller (fewer or shorter files)")]
+    TooLarge {
+        name: String,
+        bytes: usize,
+        max: usize,
+    },
     #[error("lab {name:?} is invalid")]
     Invalid { name: String, source: LoadError },
     #[error("cannot {action} {}", path.display())]
@@ -74,6 +89,21 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 }
 
 pub use topology::revision_of;
+
+/// `t` as stored, refused when [`get`](LabStore::get) could not read it
+/// back (the parser's own size limit): a lab never vanishes from the list
+/// after a save that was accepted.
+fn stored_bytes(t: &Topology) -> Result<Vec<u8>> {
+    let bytes = to_json(t).into_bytes();
+    if bytes.len() > topology::MAX_FILE_BYTES {
+        return Err(StoreError::TooLarge {
+            name: t.name.clone(),
+            bytes: bytes.len(),
+            max: topology::MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
 
 /// Removes the temporary files of `file` that a writer killed mid-save
 /// left (`.<file>.<pid>.<n>.tmp`). Called under the store's lock, when no
@@ -204,9 +234,9 @@ impl LabStore {
                 current: current.unwrap_or_else(|| "none: the lab does not exist".to_string()),
             });
         }
+        let bytes = stored_bytes(t)?;
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         remove_stale_temps(&dir, TOPOLOGY_FILE);
-        let bytes = to_json(t).into_bytes();
         let path = dir.join(TOPOLOGY_FILE);
         write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
         Ok(revision_of(&bytes))
@@ -234,11 +264,11 @@ impl LabStore {
                 source: LoadError::Invalid(problems),
             });
         }
+        let bytes = stored_bytes(&t)?;
         fs::rename(&old, &new).map_err(io_err("rename", &old))?;
         crate::fsutil::sync_parent(&new).map_err(io_err("sync", &new))?;
         // The file it came from names the old lab: it is the web's now.
         let _ = fs::remove_file(new.join(SOURCE_FILE));
-        let bytes = to_json(&t).into_bytes();
         let path = new.join(TOPOLOGY_FILE);
         write_atomic(&path, &bytes).map_err(io_err("write", &path))?;
         Ok(revision_of(&bytes))
@@ -258,11 +288,37 @@ impl LabStore {
     /// lab of that name that came from another file, or from the web
     /// editor, is refused unless it holds the very same topology. Returns
     /// the stored revision, if any.
-    pub fn check_from_file(&self, t: &Topology, file: &Path) -> Result<Option<String>> {
+    /// A lab from that very file but edited elsewhere since (its stored
+    /// revision is not the one the file brought) is refused unless `force`,
+    /// naming the VMs the file would delete.
+    pub fn check_from_file(
+        &self,
+        t: &Topology,
+        file: &Path,
+        force: bool,
+    ) -> Result<Option<String>> {
         let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
         match self.get(&t.name) {
             Ok((stored, rev)) => {
                 let by = self.source(&t.name)?;
+                let brought =
+                    fs::read_to_string(self.lab_dir(&t.name)?.join(SOURCE_REVISION_FILE)).ok();
+                if by.as_deref() == Some(file.as_path())
+                    && stored != *t
+                    && !force
+                    && brought.is_some_and(|b| b.trim() != rev)
+                {
+                    return Err(StoreError::EditedElsewhere {
+                        name: t.name.clone(),
+                        file,
+                        removes: stored
+                            .nodes
+                            .iter()
+                            .filter(|n| t.node(&n.name).is_none())
+                            .map(|n| n.name.clone())
+                            .collect(),
+                    });
+                }
                 if by.as_deref() != Some(file.as_path()) && stored != *t {
                     let by = match by {
                         Some(p) => format!("the file {}", p.display()),
@@ -285,13 +341,16 @@ impl LabStore {
     /// Saves `t` as read from `file` (for `up -f`), after
     /// [`check_from_file`](Self::check_from_file); nothing is written when
     /// that refuses. Returns the new revision.
-    pub fn put_from_file(&self, t: &Topology, file: &Path) -> Result<String> {
+    pub fn put_from_file(&self, t: &Topology, file: &Path, force: bool) -> Result<String> {
         let _lock = self.lock()?;
-        let current = self.check_from_file(t, file)?;
+        let current = self.check_from_file(t, file, force)?;
         let rev = self.put_locked(t, current.as_deref())?;
         let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-        let path = self.lab_dir(&t.name)?.join(SOURCE_FILE);
+        let dir = self.lab_dir(&t.name)?;
+        let path = dir.join(SOURCE_FILE);
         write_atomic(&path, file.as_os_str().as_encoded_bytes()).map_err(io_err("write", &path))?;
+        let path = dir.join(SOURCE_REVISION_FILE);
+        write_atomic(&path, rev.as_bytes()).map_err(io_err("write", &path))?;
         Ok(rev)
     }
 
@@ -383,16 +442,16 @@ mod tests {
         let (dir, store) = store();
         let t = topology::parse_and_validate(topology::examples::ROUTER, Format::Yaml).unwrap();
         let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
-        store.put_from_file(&t, &a).unwrap();
+        store.put_from_file(&t, &a, false).unwrap();
         // The same file again, edited: fine.
         let mut edited = t.clone();
         edited.nodes.pop();
-        let rev = store.put_from_file(&edited, &a).unwrap();
+        let rev = store.put_from_file(&edited, &a, false).unwrap();
         // Another file with the same content: fine (nothing to lose); it
         // becomes the lab's file.
-        store.put_from_file(&edited, &b).unwrap();
+        store.put_from_file(&edited, &b, false).unwrap();
         // Another file with other content: refused, nothing written.
-        let err = store.put_from_file(&t, &a).unwrap_err().to_string();
+        let err = store.put_from_file(&t, &a, false).unwrap_err().to_string();
         assert!(
             err.contains("in use by the file") && err.contains("b.yaml"),
             "{err}"
@@ -404,9 +463,81 @@ mod tests {
         store.put(&web, None).unwrap();
         let mut other = edited.clone();
         other.name = "web".into();
-        let err = store.put_from_file(&other, &a).unwrap_err().to_string();
+        let err = store
+            .put_from_file(&other, &a, false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a lab saved in minivm"), "{err}");
         assert_eq!(store.source("web").unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_over_edits_made_elsewhere_needs_force_and_names_what_goes() {
+        let (dir, store) = store();
+        let t = topology::parse_and_validate(topology::examples::ROUTER, Format::Yaml).unwrap();
+        let a = dir.path().join("a.yaml");
+        let rev = store.put_from_file(&t, &a, false).unwrap();
+        // The file edited and brought up again: its own change, fine.
+        let mut from_file = t.clone();
+        from_file.nodes[0].cpus = Some(2);
+        let rev = {
+            let _ = rev;
+            store.put_from_file(&from_file, &a, false).unwrap()
+        };
+        // The web editor adds a VM; the file (without it) is refused, the
+        // VM named, nothing written.
+        let mut web = from_file.clone();
+        let mut extra = web.nodes[0].clone();
+        extra.name = "added-on-web".into();
+        extra.nics.clear();
+        extra.mgmt_address = None;
+        web.nodes.push(extra);
+        let web_rev = store.put(&web, Some(&rev)).unwrap();
+        let err = store
+            .put_from_file(&from_file, &a, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("was changed elsewhere")
+                && err.contains("delete VM(s) added-on-web with their disks")
+                && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(store.get("router").unwrap().1, web_rev);
+        // The same content as stored is no change: fine without force.
+        assert!(store.check_from_file(&web, &a, false).is_ok());
+        // With force it goes ahead.
+        store.put_from_file(&from_file, &a, true).unwrap();
+        assert_eq!(store.get("router").unwrap().0, from_file);
+    }
+
+    #[test]
+    fn a_lab_too_large_to_read_back_is_refused_on_save() {
+        let (_d, s) = store();
+        let mut t = topology::parse(LAB, Format::Yaml).unwrap();
+        let base = t.nodes[0].clone();
+        for i in 0..6 {
+            let mut n = base.clone();
+            n.name = format!("big{i}");
+            n.nics.clear();
+            n.files = (0..4)
+                .map(|k| topology::FileSpec {
+                    path: format!("/etc/f{k}"),
+                    content: Some("x".repeat(60_000)),
+                    source: None,
+                    mode: None,
+                })
+                .collect();
+            t.nodes.push(n);
+        }
+        assert!(
+            topology::validate(&t).is_empty(),
+            "{:?}",
+            topology::validate(&t)
+        );
+        let e = s.put(&t, None).unwrap_err().to_string();
+        assert!(e.contains("over the 1048576 bytes a lab may have"), "{e}");
+        assert!(s.list().unwrap().is_empty(), "nothing written");
     }
 
     #[test]

@@ -237,6 +237,9 @@ pub struct Engine {
     /// For `up`: the host's opt-in to port forwards beyond loopback
     /// (`--expose`), recorded for the lab; `None` keeps what is recorded.
     pub expose: Option<bool>,
+    /// For `up -f`: bring the file up even over edits made elsewhere
+    /// since (`--force`).
+    pub force: bool,
     /// The warm images (`crate::warm`).
     pub warm: crate::warm::WarmStore,
     /// VMs whose console this process reads (see `watch_console`).
@@ -261,6 +264,7 @@ impl Engine {
             relay_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("minivm")),
             cold: false,
             expose: None,
+            force: false,
             warm: crate::warm::WarmStore::open(state_dir),
             consoles: Default::default(),
         })

@@ -84,7 +84,21 @@ pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
         .rsplit_once(") ")
         .is_some_and(|(_, rest)| rest.starts_with('Z'));
     let tag = format!("process={}\0", qemu::process_tag(lab, vm));
-    !zombie && String::from_utf8_lossy(&cmdline).contains(&tag)
+    !zombie && String::from_utf8_lossy(&cmdline).contains(&tag) && ours(pid)
+}
+
+/// Whether `pid` runs as a user minivm starts QEMU as (root, or the
+/// unprivileged QEMU user): another local user's process that carries a
+/// lab's process tag in its arguments is not taken for that VM (it would
+/// be reported running, signalled by `down`, asked over its sockets).
+fn ours(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse::<u32>().ok());
+    matches!(uid, Some(u) if u == 0 || u == crate::vm::NOBODY.uid)
 }
 
 /// Per VM: state and pid, for `status` and the web app.
@@ -110,4 +124,44 @@ pub fn vm_states_with(
             (n.name.clone(), VmStatus { state, pid })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// A process whose arguments carry lab `lab`'s tag for vm1, as `uid`.
+    fn spoof(lab: &str, uid: u32) -> Child {
+        let tag = format!("guest=vm1,process={}", qemu::process_tag(lab, "vm1"));
+        Command::new("sh")
+            .args(["-c", "sleep 30", "sh", "-name", &tag])
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn another_users_process_with_a_labs_tag_is_not_its_vm() {
+        let lab = format!("spoof{}", std::process::id());
+        let mut theirs = spoof(&lab, 4242);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let seen = running_qemus(&lab);
+        let _ = theirs.kill();
+        let _ = theirs.wait();
+        assert_eq!(
+            seen,
+            BTreeMap::new(),
+            "a local user's process taken for vm1"
+        );
+        // The same process as the QEMU user is taken (the check is the uid).
+        let mut ours = spoof(&lab, crate::vm::NOBODY.uid);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let seen = running_qemus(&lab);
+        let _ = ours.kill();
+        let _ = ours.wait();
+        assert_eq!(seen.get("vm1"), Some(&ours.id()));
+    }
 }

@@ -1,4 +1,4 @@
-//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS] [--cold] [--expose]`: validate,
+//! `minivm up -f FILE [--dry-run] [--json] [--timeout SECS] [--cold] [--expose] [--force]`: validate,
 //! plan, apply, wait until every VM is ready. Exit 0 only when the lab is up.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,11 @@ pub struct Args {
     /// until an `up` without it.
     #[arg(long)]
     expose: bool,
+    /// Bring the file up even when the lab was edited elsewhere (the web
+    /// editor) since it came from this file: those edits are undone, and
+    /// VMs added there are deleted with their disks.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -38,11 +43,12 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut engine = super::engine(state_dir)?;
     engine.cold = args.cold;
     engine.expose = Some(args.expose);
+    engine.force = args.force;
     let labs = engine::LabStore::open(state_dir)?;
     if args.dry_run {
         // The same refusals as a real `up`, then the plan; nothing changes.
         engine::ops::check_host(&engine, &t)?;
-        labs.check_from_file(&t, &args.file)
+        labs.check_from_file(&t, &args.file, args.force)
             .context("nothing was changed")?;
         let steps = engine::plan::plan(&t, &engine.observe(&t)?);
         if args.json {
