@@ -185,91 +185,100 @@ pub fn save(
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
     engine.give_dir(&tmp)?;
-    let running = crate::lab::running_qemus(lab);
-    // Every running VM paused first: the snapshot is one moment of the lab.
-    let started = Instant::now();
-    let mut paused = Vec::new();
-    for node in t.nodes.iter().filter(|n| running.contains_key(&n.name)) {
-        match engine.pause_vm(lab, &node.name) {
-            Ok(p) => paused.push(p),
-            Err(e) => {
-                paused.into_iter().for_each(crate::lab::Paused::resume);
-                let _ = fs::remove_dir_all(&tmp);
-                return Err(e.into());
+    // Whatever fails from here, the temporary directory goes with it: a
+    // failed save leaves nothing behind.
+    let outcome = (|| -> Result<Snapshot, OpsError> {
+        let running = crate::lab::running_qemus(lab);
+        // Every running VM paused first: the snapshot is one moment of the lab.
+        let started = Instant::now();
+        let mut paused = Vec::new();
+        for node in t.nodes.iter().filter(|n| running.contains_key(&n.name)) {
+            match engine.pause_vm(lab, &node.name) {
+                Ok(p) => paused.push(p),
+                Err(e) => {
+                    paused.into_iter().for_each(crate::lab::Paused::resume);
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(e.into());
+                }
             }
         }
-    }
-    say(format!("{} VM(s) paused", paused.len()));
-    let result = (|| -> Result<BTreeMap<String, SnapshotVm>, OpsError> {
-        let mut vms = BTreeMap::new();
-        for p in &mut paused {
-            let state = tmp.join(format!("{}.state", p.vm()));
-            let saved = p.write_state(&state)?;
-            let disk = copy_overlay(&p.dir().overlay(), &tmp.join(format!("{}.qcow2", p.vm())))?;
-            say(format!(
-                "{}: memory {:.1} MB, disk {:.1} MB",
-                p.vm(),
-                saved.bytes as f64 / 1e6,
-                disk as f64 / 1e6
-            ));
+        say(format!("{} VM(s) paused", paused.len()));
+        let result = (|| -> Result<BTreeMap<String, SnapshotVm>, OpsError> {
+            let mut vms = BTreeMap::new();
+            for p in &mut paused {
+                let state = tmp.join(format!("{}.state", p.vm()));
+                let saved = p.write_state(&state)?;
+                let disk =
+                    copy_overlay(&p.dir().overlay(), &tmp.join(format!("{}.qcow2", p.vm())))?;
+                say(format!(
+                    "{}: memory {:.1} MB, disk {:.1} MB",
+                    p.vm(),
+                    saved.bytes as f64 / 1e6,
+                    disk as f64 / 1e6
+                ));
+                vms.insert(
+                    p.vm().to_string(),
+                    SnapshotVm {
+                        saved: Some(saved),
+                        disk_bytes: disk,
+                    },
+                );
+            }
+            Ok(vms)
+        })();
+        let paused_ms = started.elapsed().as_millis() as u64;
+        paused.into_iter().for_each(crate::lab::Paused::resume);
+        let mut vms = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        // Stopped VMs: their disks (nothing moves them).
+        for node in &t.nodes {
+            let overlay = engine.vm_files(lab, &node.name).overlay();
+            if vms.contains_key(&node.name) || !overlay.exists() {
+                continue;
+            }
+            let disk = copy_overlay(&overlay, &tmp.join(format!("{}.qcow2", node.name)))?;
             vms.insert(
-                p.vm().to_string(),
+                node.name.clone(),
                 SnapshotVm {
-                    saved: Some(saved),
+                    saved: None,
                     disk_bytes: disk,
                 },
             );
         }
-        Ok(vms)
+        let snap = Snapshot {
+            name: name.to_string(),
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            revision,
+            bytes: vms
+                .values()
+                .map(|v| v.disk_bytes + v.saved.as_ref().map_or(0, |s| s.bytes))
+                .sum(),
+            topology: t,
+            vms,
+            paused_ms,
+        };
+        let record = tmp.join("snapshot.json");
+        crate::fsutil::write_atomic(
+            &record,
+            serde_json::to_string_pretty(&snap)
+                .expect("serializes")
+                .as_bytes(),
+        )
+        .map_err(io("write", &record))?;
+        fs::rename(&tmp, &dir).map_err(io("rename", &tmp))?;
+        Ok(snap)
     })();
-    let paused_ms = started.elapsed().as_millis() as u64;
-    paused.into_iter().for_each(crate::lab::Paused::resume);
-    let mut vms = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    // Stopped VMs: their disks (nothing moves them).
-    for node in &t.nodes {
-        let overlay = engine.vm_files(lab, &node.name).overlay();
-        if vms.contains_key(&node.name) || !overlay.exists() {
-            continue;
-        }
-        let disk = copy_overlay(&overlay, &tmp.join(format!("{}.qcow2", node.name)))?;
-        vms.insert(
-            node.name.clone(),
-            SnapshotVm {
-                saved: None,
-                disk_bytes: disk,
-            },
-        );
+    if outcome.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
     }
-    let snap = Snapshot {
-        name: name.to_string(),
-        created_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        revision,
-        bytes: vms
-            .values()
-            .map(|v| v.disk_bytes + v.saved.as_ref().map_or(0, |s| s.bytes))
-            .sum(),
-        topology: t,
-        vms,
-        paused_ms,
-    };
-    let record = tmp.join("snapshot.json");
-    crate::fsutil::write_atomic(
-        &record,
-        serde_json::to_string_pretty(&snap)
-            .expect("serializes")
-            .as_bytes(),
-    )
-    .map_err(io("write", &record))?;
-    fs::rename(&tmp, &dir).map_err(io("rename", &tmp))?;
-    Ok(snap)
+    outcome
 }
 
 /// Copies an overlay (a small qcow2 on top of its base image) and returns
@@ -298,12 +307,33 @@ pub fn restore(
     snap.topology.name = lab.to_string();
     let dir = dir_of(engine, lab).join(name);
     let (current, revision) = store.get(lab)?;
-    if current != snap.topology {
-        store.put(&snap.topology, Some(&revision))?;
-        say(format!(
-            "the lab's topology is the snapshot's again (revision {})",
-            snap.revision
-        ));
+    // First every disk copied beside the VM's own (nothing is changed
+    // yet): a copy that fails leaves the lab as it was, topology included.
+    let mut copied = Vec::new();
+    let copies = (|| -> Result<(), OpsError> {
+        for vm in snap.vms.keys() {
+            let files = engine.vm_files(lab, vm);
+            fs::create_dir_all(files.path()).map_err(io("create", files.path()))?;
+            engine.give_dir(files.path())?;
+            let tmp = files.overlay_tmp();
+            copied.push(tmp.clone());
+            copy_overlay(&dir.join(format!("{vm}.qcow2")), &tmp)?;
+            engine.give_dir(&tmp)?;
+        }
+        if current != snap.topology {
+            store.put(&snap.topology, Some(&revision))?;
+            say(format!(
+                "the lab's topology is the snapshot's again (revision {})",
+                snap.revision
+            ));
+        }
+        Ok(())
+    })();
+    if let Err(e) = copies {
+        for tmp in &copied {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
     }
     // Every VM of the lab stopped, at once (what they had is replaced).
     let mut vms: Vec<String> = crate::lab::running_qemus(lab).into_keys().collect();
@@ -322,11 +352,7 @@ pub fn restore(
     let mut resume = Vec::new();
     for (vm, v) in &snap.vms {
         let files = engine.vm_files(lab, vm);
-        fs::create_dir_all(files.path()).map_err(io("create", files.path()))?;
-        engine.give_dir(files.path())?;
         let tmp = files.overlay_tmp();
-        copy_overlay(&dir.join(format!("{vm}.qcow2")), &tmp)?;
-        engine.give_dir(&tmp)?;
         fs::rename(&tmp, files.overlay()).map_err(io("rename", &tmp))?;
         crate::lab::discard_saved(&files);
         if let Some(saved) = &v.saved {
