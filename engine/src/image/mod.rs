@@ -195,27 +195,38 @@ impl ImageStore {
             return Err(ImageError::MissingFile(file.to_path_buf()));
         }
         let shown = file.display().to_string();
-        // The file is copied into the store first and only the copy is
-        // inspected and converted: a file changed after its inspection
-        // (a local user's swap) is never what is converted.
-        let src = self
-            .dir
-            .join(format!(".{name}.src.{}.tmp", std::process::id()));
-        let tmp = self
-            .dir
-            .join(format!(".{name}.import.{}.tmp", std::process::id()));
+        // The file is copied into a work directory of the store first and
+        // only the copy is inspected and converted: a file changed after
+        // its inspection (a local user's swap) is never what is converted.
+        // The conversion runs unprivileged (as the QEMU user): were the
+        // inspection fooled, it still could not read a file of root's.
+        let pid = std::process::id();
+        let work = self.dir.join(format!(".{name}.import.{pid}.d"));
+        let src = work.join("source");
+        let out = work.join("converted.qcow2");
+        let tmp = self.dir.join(format!(".{name}.import.{pid}.tmp"));
         let result = (|| {
+            let _ = fs::remove_dir_all(&work);
+            fs::create_dir(&work).map_err(io_err("create", &work))?;
+            fs::set_permissions(&work, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("chmod", &work))?;
             fs::copy(file, &src).map_err(io_err("copy", file))?;
+            fs::set_permissions(&src, fs::Permissions::from_mode(0o644))
+                .map_err(io_err("chmod", &src))?;
             let format = inspect_import(&src, &shown)?;
-            process::run(
-                Command::new("qemu-img")
-                    .args(["convert", "-O", "qcow2", "-f", &format])
-                    .arg(&src)
-                    .arg(&tmp),
-            )?;
+            let mut convert = Command::new("qemu-img");
+            convert
+                .args(["convert", "-O", "qcow2", "-f", &format])
+                .arg(&src)
+                .arg(&out);
+            process::run(unprivileged(&mut convert, &work)?)?;
+            // Root's own copy of what the converter wrote (its user could
+            // still hold the file open), checked again like an import.
+            copy_regular(&out, &tmp)?;
+            inspect_import(&tmp, &shown)?;
             self.finish(name, &tmp, format!("imported from {shown}"), 0)
         })();
-        let _ = fs::remove_file(&src);
+        let _ = fs::remove_dir_all(&work);
         let _ = fs::remove_file(&tmp);
         result
     }
@@ -383,6 +394,47 @@ fn inspect_import(file: &Path, shown: &str) -> Result<String> {
     Ok(format)
 }
 
+/// `cmd` made to run as the unprivileged QEMU user, with no environment,
+/// in `work` (handed to that user): for tools that parse hostile files.
+/// As another user than root, `cmd` runs as that user.
+fn unprivileged<'a>(cmd: &'a mut Command, work: &Path) -> Result<&'a mut Command> {
+    use std::os::unix::process::CommandExt;
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .current_dir(work);
+    if unsafe { libc::geteuid() } == 0 {
+        let u = crate::vm::NOBODY;
+        std::os::unix::fs::chown(work, Some(u.uid), Some(u.gid)).map_err(io_err("chown", work))?;
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    Ok(cmd)
+}
+
+/// Copies the regular file `from` (not through a link) to a new `to`.
+fn copy_regular(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut src = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(from)
+        .map_err(io_err("open", from))?;
+    if !src.metadata().map_err(io_err("stat", from))?.is_file() {
+        return Err(ImageError::Unreadable {
+            path: from.display().to_string(),
+            reason: "the converter left something that is not a file".into(),
+        });
+    }
+    let _ = fs::remove_file(to);
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(to)
+        .map_err(io_err("create", to))?;
+    std::io::copy(&mut src, &mut dst).map_err(io_err("copy", from))?;
+    Ok(())
+}
+
 /// The first file other than `file` that `qemu-img info`'s answer says
 /// QEMU would open for it: a backing file, a qcow2 external data file, a
 /// VMDK extent (a FLAT extent naming `/etc/shadow` would be copied into
@@ -447,6 +499,25 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_converter_runs_as_the_qemu_user_with_no_environment() {
+        use super::{unprivileged, Command};
+        let d = tempfile::tempdir().unwrap();
+        let work = d.path().join("w");
+        std::fs::create_dir(&work).unwrap();
+        let mut c = Command::new("sh");
+        c.args(["-c", "id -u; echo \"token=${MINIVM_TOKEN:-none}\""])
+            .env("MINIVM_TOKEN", "secret");
+        let out = unprivileged(&mut c, &work).unwrap().output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        let uid = if unsafe { libc::geteuid() } == 0 {
+            crate::vm::NOBODY.uid
+        } else {
+            unsafe { libc::geteuid() }
+        };
+        assert_eq!(said, format!("{uid}\ntoken=none\n"));
+    }
+
     use super::outside_reference;
     use serde_json::json;
 
