@@ -250,13 +250,17 @@ pub async fn save_lab(topology_json: String, revision: String) -> Result<String,
     // anything else waits for Start).
     if !engine::lab::running_qemus(&t.name).is_empty() {
         let lab = t.name.clone();
-        s.spawn(&lab, move |s| {
+        let started = s.spawn(&lab, move |s| {
             let steps = engine::ops::apply_links(&s.engine, &t, &s.sayer(&t.name))?;
             if !steps.is_empty() {
                 s.sayer(&t.name)(format!("{} link(s) changed live", steps.len()));
             }
             Ok(())
         });
+        if let Err(busy) = started {
+            // The save stands; its links wait for the next Start.
+            s.sayer(&lab)(format!("link changes not applied live: {busy}"));
+        }
     }
     Ok(rev)
 }
@@ -471,8 +475,8 @@ pub async fn lab_action(
         )?;
         say(format!("{action}: done ({})", names.join(", ")));
         Ok(())
-    });
-    Ok(())
+    })
+    .map_err(host::too_many)
 }
 
 /// Whether the host lets lab `lab`'s port forwards listen beyond loopback

@@ -185,6 +185,16 @@ impl Ord for Due {
 /// limit is 1000; a long delay at a high rate needs more).
 const QUEUE_LIMIT: usize = 100_000;
 
+/// At most this many bytes wait in one link's queue: a guest sending 64
+/// KiB frames (TSO) into a long delay fills this, not the host's memory.
+const QUEUE_BYTES: usize = 64 << 20;
+
+/// Whether a frame of `len` bytes may join a queue of `frames` frames
+/// holding `bytes` bytes (else it is dropped, as a full netem queue does).
+fn fits(frames: usize, bytes: usize, len: usize) -> bool {
+    frames < QUEUE_LIMIT && bytes + len <= QUEUE_BYTES
+}
+
 /// One shaped link: a reader and a writer thread.
 struct Worker {
     impair: Arc<Mutex<Impair>>,
@@ -195,8 +205,11 @@ fn start_worker(link: &RelayLink, input: OwnedFd, output: OwnedFd) -> Worker {
     let impair = Arc::new(Mutex::new(link.impair));
     let stop = Arc::new(AtomicBool::new(false));
     let queue = Arc::new((Mutex::new(BinaryHeap::<Due>::new()), Condvar::new()));
+    // The bytes in the queue (changed under its lock).
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     {
-        let (impair, stop, queue) = (impair.clone(), stop.clone(), queue.clone());
+        let (impair, stop, queue, queued) =
+            (impair.clone(), stop.clone(), queue.clone(), queued.clone());
         std::thread::spawn(move || {
             let mut dice = Dice::new();
             let mut busy = Instant::now();
@@ -221,7 +234,8 @@ fn start_worker(link: &RelayLink, input: OwnedFd, output: OwnedFd) -> Worker {
                 let (q, cv) = &*queue;
                 let mut q = q.lock().expect("not poisoned");
                 for at in times {
-                    if q.len() < QUEUE_LIMIT {
+                    if fits(q.len(), queued.load(Ordering::Relaxed), frame.len()) {
+                        queued.fetch_add(frame.len(), Ordering::Relaxed);
                         seq += 1;
                         q.push(Due {
                             at,
@@ -235,7 +249,7 @@ fn start_worker(link: &RelayLink, input: OwnedFd, output: OwnedFd) -> Worker {
         });
     }
     {
-        let (stop, queue) = (stop.clone(), queue.clone());
+        let (stop, queue, queued) = (stop.clone(), queue.clone(), queued.clone());
         std::thread::spawn(move || {
             let (q, cv) = &*queue;
             let mut q = q.lock().expect("not poisoned");
@@ -244,6 +258,7 @@ fn start_worker(link: &RelayLink, input: OwnedFd, output: OwnedFd) -> Worker {
                 match q.peek() {
                     Some(d) if d.at <= now => {
                         let d = q.pop().expect("peeked");
+                        queued.fetch_sub(d.frame.len(), Ordering::Relaxed);
                         drop(q);
                         let _ = nix::unistd::write(&output, &d.frame);
                         q = q_lock(&queue);
@@ -357,6 +372,14 @@ pub fn run(lab_dir: &Path, lab: &str) -> Result<(), crate::net::NetError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_link_queue_is_bounded_in_frames_and_in_bytes() {
+        assert!(super::fits(0, 0, 1514));
+        assert!(!super::fits(super::QUEUE_LIMIT, 0, 60));
+        assert!(super::fits(1000, super::QUEUE_BYTES - 65_536, 65_536));
+        assert!(!super::fits(1000, super::QUEUE_BYTES - 65_535, 65_536));
+    }
+
     use super::*;
 
     fn imp(f: impl FnOnce(&mut Impair)) -> Impair {

@@ -25,7 +25,18 @@ pub struct Service {
     pub captures: crate::captures::Captures,
     /// The revision of each lab last announced (LabChanged).
     revisions: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Operations under way, each on a thread of its own (see `spawn`).
+    running: std::sync::atomic::AtomicUsize,
 }
+
+/// The most operations (starts, stops, live link changes, restarts) under
+/// way at once: one more is refused, not queued without end.
+pub const MAX_OPERATIONS: usize = 32;
+
+/// An operation refused because [`MAX_OPERATIONS`] are under way.
+#[derive(Debug, thiserror::Error)]
+#[error("{MAX_OPERATIONS} operations are under way, the most this server runs at once; try again when one has ended")]
+pub struct Busy;
 
 /// What the watcher saw last: per lab, its revision and its VMs' states.
 #[derive(Default)]
@@ -41,6 +52,7 @@ impl Service {
             store,
             bus: EventBus::new(),
             revisions: Default::default(),
+            running: Default::default(),
         })
     }
 
@@ -62,7 +74,16 @@ impl Service {
         self: &Arc<Self>,
         lab: &str,
         op: impl FnOnce(&Arc<Service>) -> Result<(), crate::ops::OpsError> + Send + 'static,
-    ) {
+    ) -> Result<(), Busy> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_OPERATIONS).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Err(Busy);
+        }
         let me = self.clone();
         let lab = lab.to_string();
         std::thread::spawn(move || {
@@ -71,7 +92,9 @@ impl Service {
                 tracing::warn!(%lab, %message, "operation failed");
                 me.bus.publish(EventKind::Error { lab, message });
             }
+            me.running.fetch_sub(1, Ordering::SeqCst);
         });
+        Ok(())
     }
 
     /// The VM states of a lab, as the watcher reports them.
@@ -163,7 +186,8 @@ impl Service {
         ));
         let lab = t.name.clone();
         let vm = vm.to_string();
-        self.spawn(&lab.clone(), move |me| {
+        let who = vm.clone();
+        let started = self.spawn(&lab.clone(), move |me| {
             std::thread::sleep(delay);
             let (t, _) = me.store.get(&lab)?;
             let wanted = t
@@ -184,6 +208,9 @@ impl Service {
                 }),
             }
         });
+        if let Err(busy) = started {
+            say(format!("{who}: not restarted: {busy}"));
+        }
     }
 
     fn diff_revisions(&self, seen: &mut Seen) {
@@ -364,6 +391,38 @@ mod tests {
         r.vms.get_mut(&k).unwrap().running_since =
             Some(std::time::Instant::now() - RESTART_RESET_AFTER);
         assert_eq!(r.next_delay(&k), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn operations_past_the_limit_are_refused_and_room_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(
+            dir.path(),
+            crate::accel::Choice {
+                accel: crate::accel::Accel::Tcg,
+                reason: "test".into(),
+            },
+            None,
+        )
+        .unwrap();
+        let svc = Service::new(engine, LabStore::open(dir.path()).unwrap());
+        let gate = Arc::new(std::sync::Barrier::new(MAX_OPERATIONS + 1));
+        for _ in 0..MAX_OPERATIONS {
+            let gate = gate.clone();
+            svc.spawn("l", move |_| {
+                gate.wait();
+                Ok(())
+            })
+            .unwrap();
+        }
+        let refused = svc.spawn("l", |_| Ok(())).unwrap_err();
+        assert!(refused.to_string().contains("32 operations are under way"));
+        gate.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while svc.spawn("l", |_| Ok(())).is_err() {
+            assert!(std::time::Instant::now() < deadline, "no room came back");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
