@@ -411,6 +411,7 @@ mod tests {
         assert_eq!(log_tail(&path), b"guest output", "the log is made anew");
         fs::remove_file(&path).unwrap();
         let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
         // Neither blocks: no reader waits for a writer, no writer for a reader.
         assert!(log_tail(&path).is_empty());

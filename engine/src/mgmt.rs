@@ -583,7 +583,7 @@ mod tests {
             listener("::1", 2201, Proto::Tcp),
         ] {
             assert!(
-                check_forwards(&t, true, &[other.clone()]).is_ok(),
+                check_forwards(&t, true, std::slice::from_ref(&other)).is_ok(),
                 "{other:?}"
             );
         }

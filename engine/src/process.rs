@@ -79,3 +79,9 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Result<Output,
 pub fn stdout(cmd: &mut Command) -> Result<String, ProcessError> {
     Ok(String::from_utf8_lossy(&run(cmd)?.stdout).into_owned())
 }
+
+/// This process's effective uid.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -402,7 +402,7 @@ fn unprivileged<'a>(cmd: &'a mut Command, work: &Path) -> Result<&'a mut Command
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .current_dir(work);
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::process::euid() == 0 {
         let u = crate::vm::NOBODY;
         std::os::unix::fs::chown(work, Some(u.uid), Some(u.gid)).map_err(io_err("chown", work))?;
         cmd.uid(u.uid).gid(u.gid);
@@ -510,10 +510,9 @@ mod tests {
             .env("MINIVM_TOKEN", "secret");
         let out = unprivileged(&mut c, &work).unwrap().output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout);
-        let uid = if unsafe { libc::geteuid() } == 0 {
-            crate::vm::NOBODY.uid
-        } else {
-            unsafe { libc::geteuid() }
+        let uid = match crate::process::euid() {
+            0 => crate::vm::NOBODY.uid,
+            me => me,
         };
         assert_eq!(said, format!("{uid}\ntoken=none\n"));
     }

@@ -243,9 +243,8 @@ fn kept_token(state_dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot make {} private", dir.display()))?;
     let path = dir.join("token");
     if let Ok(m) = std::fs::symlink_metadata(&path) {
-        let own = m.file_type().is_file()
-            && m.mode() & 0o077 == 0
-            && m.uid() == unsafe { libc::geteuid() };
+        let own =
+            m.file_type().is_file() && m.mode() & 0o077 == 0 && m.uid() == engine::process::euid();
         if own {
             let t = std::fs::read_to_string(&path).unwrap_or_default();
             let t = t.trim();
