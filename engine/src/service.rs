@@ -393,11 +393,10 @@ mod tests {
         assert_eq!(r.next_delay(&k), Duration::from_secs(1));
     }
 
-    #[test]
-    fn operations_past_the_limit_are_refused_and_room_comes_back() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A service on state directory `dir` (software emulation, no VM).
+    fn service(dir: &std::path::Path) -> Arc<Service> {
         let engine = Engine::new(
-            dir.path(),
+            dir,
             crate::accel::Choice {
                 accel: crate::accel::Accel::Tcg,
                 reason: "test".into(),
@@ -405,7 +404,13 @@ mod tests {
             None,
         )
         .unwrap();
-        let svc = Service::new(engine, LabStore::open(dir.path()).unwrap());
+        Service::new(engine, LabStore::open(dir).unwrap())
+    }
+
+    #[test]
+    fn operations_past_the_limit_are_refused_and_room_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
         let gate = Arc::new(std::sync::Barrier::new(MAX_OPERATIONS + 1));
         for _ in 0..MAX_OPERATIONS {
             let gate = gate.clone();
@@ -428,17 +433,7 @@ mod tests {
     #[test]
     fn a_save_is_announced_once_whoever_sees_it_first() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::new(
-            dir.path(),
-            crate::accel::Choice {
-                accel: crate::accel::Accel::Tcg,
-                reason: "test".into(),
-            },
-            None,
-        )
-        .unwrap();
-        let store = LabStore::open(dir.path()).unwrap();
-        let svc = Service::new(engine, store);
+        let svc = service(dir.path());
         let mut t =
             topology::parse_and_validate(topology::examples::TRIANGLE, topology::Format::Yaml)
                 .unwrap();
