@@ -54,16 +54,20 @@ for _ in $(seq 1 1800); do
   sleep 1
 done
 [ -n "$url" ] || { cat "$smoke_log"; echo "scripts/run.sh did not serve within 30 minutes"; exit 1; }
-curl -fsS "$url/healthz" | grep -qx ok
+[ "$(curl -fsS "$url/healthz")" = ok ]
 # The app wants its token, on loopback too: refused without it, opened
 # through the login URL that run.sh printed (a cookie, then the page).
 login=$(grep -o 'open http://[0-9.:]*/?token=[0-9A-Za-z_-]*' "$smoke_log" | head -1 | cut -d' ' -f2 || true)
 [ -n "$login" ] || { cat "$smoke_log"; echo "scripts/run.sh printed no login URL"; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/?lab=router")" = 401 ]
 jar=$(mktemp)
-curl -fsSL -c "$jar" -b "$jar" "$login&lab=router" | grep -q 'data-lab="router"'
+# Whole answers are read before grep looks at them: `grep -q` stops at the
+# first match, and the writer's SIGPIPE would fail the pipeline (pipefail).
+page=$(curl -fsSL -c "$jar" -b "$jar" "$login&lab=router")
 rm -f "$jar"
-target/release/minivm --state-dir "$smoke_state" image list | grep -q '^tiny'
-target/release/minivm --state-dir "$smoke_state" image list | grep -q '^frr'
+grep -q 'data-lab="router"' <<<"$page"
+images=$(target/release/minivm --state-dir "$smoke_state" image list)
+grep -q '^tiny' <<<"$images"
+grep -q '^frr' <<<"$images"
 echo "scripts/run.sh serves $url with the default lab and image"
 step "done"
