@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -184,7 +185,11 @@ pub fn save(
     let tmp = root.join(format!(".{name}.tmp"));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-    engine.give_dir(&tmp)?;
+    // Root's: each VM's QEMU writes only the state file made for it (see
+    // `migrate_to_file`), found by its name (x, no r or w).
+    for d in [&root, &tmp] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o711)).map_err(io("chmod", d))?;
+    }
     // Whatever fails from here, the temporary directory goes with it: a
     // failed save leaves nothing behind.
     let outcome = (|| -> Result<Snapshot, OpsError> {
@@ -208,6 +213,9 @@ pub fn save(
             for p in &mut paused {
                 let state = tmp.join(format!("{}.state", p.vm()));
                 let saved = p.write_state(&state)?;
+                // Root's again: the guest, running on, cannot change it.
+                crate::lab::ids::take_back(&state)
+                    .map_err(|e| crate::lab::LabError::vm(p.vm(), crate::lab::VmFault::Ids(e)))?;
                 let disk =
                     copy_overlay(&p.dir().overlay(), &tmp.join(format!("{}.qcow2", p.vm())))?;
                 say(format!(
@@ -273,6 +281,8 @@ pub fn save(
         )
         .map_err(io("write", &record))?;
         fs::rename(&tmp, &dir).map_err(io("rename", &tmp))?;
+        // No QEMU reaches into a snapshot (a restore links its states in).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io("chmod", &dir))?;
         Ok(snap)
     })();
     if outcome.is_err() {
@@ -314,11 +324,11 @@ pub fn restore(
         for vm in snap.vms.keys() {
             let files = engine.vm_files(lab, vm);
             fs::create_dir_all(files.path()).map_err(io("create", files.path()))?;
-            engine.give_dir(files.path())?;
+            let who = engine.claim_ids(vm, files.path())?;
             let tmp = files.overlay_tmp();
             copied.push(tmp.clone());
             copy_overlay(&dir.join(format!("{vm}.qcow2")), &tmp)?;
-            engine.give_dir(&tmp)?;
+            engine.give_to(vm, &tmp, who)?;
         }
         if current != snap.topology {
             store.put(&snap.topology, Some(&revision))?;

@@ -72,8 +72,20 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
     let steps = up(&engine, &t);
     assert!(!steps.is_empty());
 
-    // QEMU runs unprivileged: as nobody, with no capabilities at all.
+    // QEMU runs unprivileged: each VM as an id of its own (its directory's
+    // owner, 0700), with no capabilities at all.
+    let mut ids = std::collections::BTreeSet::new();
     for (vm, pid) in engine::lab::running_qemus(&lab) {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::fs::metadata(engine.vm_dir(&lab, &vm)).unwrap();
+        assert!(
+            engine::lab::Ids::in_host_range(dir.uid()),
+            "{vm}: {}",
+            dir.uid()
+        );
+        assert_eq!((dir.gid(), dir.mode() & 0o777), (dir.uid(), 0o700), "{vm}");
+        assert!(ids.insert(dir.uid()), "{vm} shares its id {}", dir.uid());
+        let id = dir.uid().to_string();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let field = |k: &str| {
             status
@@ -83,8 +95,8 @@ fn router_lab_up_ping_idempotent_crash_recovery_and_down() {
                 .split_whitespace()
                 .collect::<Vec<_>>()
         };
-        assert_eq!(field("Uid:"), ["65534"; 4], "{vm}: {status}");
-        assert_eq!(field("Gid:"), ["65534"; 4], "{vm}");
+        assert_eq!(field("Uid:"), [id.as_str(); 4], "{vm}: {status}");
+        assert_eq!(field("Gid:"), [id.as_str(); 4], "{vm}");
         for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
             let v = field(cap);
             assert!(v.len() == 1, "{vm}: {cap} {v:?}");

@@ -3,7 +3,9 @@
 //! restored: every VM runs again with the snapshot's contents, resumed
 //! (not booted). A VM stopped at snapshot time stays stopped with its
 //! disk restored. Bad names and unknown snapshots are refused naming them.
-//! `list` shows size and VMs; `rm` removes. Needs root.
+//! `list` shows size and VMs; `rm` removes. Each VM's QEMU runs as an id
+//! of its own, which reaches neither another VM's files nor a snapshot.
+//! Needs root.
 
 mod common;
 
@@ -11,6 +13,22 @@ use common::{minivm, ok, text, Down};
 
 fn exec(state: &std::path::Path, lab: &str, vm: &str, script: &str) -> String {
     ok(minivm(state, &["exec", lab, vm, "--", "sh", "-c", script]))
+}
+
+/// Whether code running as `id` (what an escape from a VM's QEMU runs as)
+/// opens `path`, for writing when `write`.
+fn may_open(id: u32, path: &std::path::Path, write: bool) -> bool {
+    use std::os::unix::process::CommandExt;
+    let script = if write { ": >> \"$1\"" } else { ": < \"$1\"" };
+    std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(path)
+        .uid(id)
+        .gid(id)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 #[test]
@@ -45,6 +63,21 @@ fn restore_brings_back_every_vms_memory_and_disk() {
         "{}",
         text(&out.stdout)
     );
+    // A's QEMU, taken over: its own disk is its to write; b's disk, b's
+    // directory and the snapshot's copy of its own memory are not.
+    use std::os::unix::fs::MetadataExt;
+    let vms = s.join("labs").join(&lab).join("vms");
+    let id = |vm: &str| std::fs::metadata(vms.join(vm)).unwrap().uid();
+    assert!(id("a") != id("b") && id("b") != id("c") && id("a") != id("c"));
+    assert!(may_open(id("a"), &vms.join("a/overlay.qcow2"), true));
+    assert!(!may_open(id("a"), &vms.join("b/overlay.qcow2"), true));
+    assert!(!may_open(id("a"), &vms.join("b/overlay.qcow2"), false));
+    assert!(!may_open(id("a"), &vms.join("b"), false));
+    let snap = s.join("labs").join(&lab).join("snapshots/s1");
+    for f in ["a.state", "a.qcow2", "snapshot.json"] {
+        assert!(!may_open(id("a"), &snap.join(f), false), "{f} readable");
+        assert!(!may_open(id("a"), &snap.join(f), true), "{f} writable");
+    }
     let out = minivm(s, &["snapshot", "save", &lab, "s1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -1,6 +1,6 @@
 //! Shared by the benches that run labs: a fresh state directory QEMU's
 //! unprivileged user can traverse, the `tiny` image built into it, and an
-//! engine on it running VMs under TCG as `nobody`.
+//! engine on it running VMs under TCG, each QEMU as its own id.
 
 use engine::accel::{Accel, Choice};
 use engine::image::{self, ImageStore};
@@ -22,7 +22,7 @@ pub fn lab_engine() -> (tempfile::TempDir, Engine, LabStore) {
             accel: Accel::Tcg,
             reason: "bench".into(),
         },
-        Some(engine::vm::NOBODY),
+        Some(engine::lab::Ids::host()),
     )
     .unwrap();
     let store = LabStore::open(state.path()).unwrap();

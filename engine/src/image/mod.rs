@@ -198,8 +198,9 @@ impl ImageStore {
         // The file is copied into a work directory of the store first and
         // only the copy is inspected and converted: a file changed after
         // its inspection (a local user's swap) is never what is converted.
-        // The conversion runs unprivileged (as the QEMU user): were the
+        // The conversion runs unprivileged (as nobody): were the
         // inspection fooled, it still could not read a file of root's.
+        self.sweep_imports();
         let pid = std::process::id();
         let work = self.dir.join(format!(".{name}.import.{pid}.d"));
         let src = work.join("source");
@@ -229,6 +230,36 @@ impl ImageStore {
         let _ = fs::remove_dir_all(&work);
         let _ = fs::remove_file(&tmp);
         result
+    }
+
+    /// Removes what imports killed half-way left behind (a work directory
+    /// or a temporary file whose process is gone).
+    fn sweep_imports(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some((_, rest)) = file.rsplit_once(".import.") else {
+                continue;
+            };
+            let pid = rest
+                .strip_suffix(".d")
+                .or_else(|| rest.strip_suffix(".tmp"))
+                .and_then(|p| p.parse::<u32>().ok());
+            let gone = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if !file.starts_with('.') || !gone {
+                continue;
+            }
+            let path = e.path();
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            };
+            if let Err(error) = removed {
+                tracing::warn!(path = %path.display(), %error, "cannot remove a killed import's leftovers");
+            }
+        }
     }
 
     /// Moves a finished qcow2 into place, read-only, with its record.
@@ -394,7 +425,7 @@ fn inspect_import(file: &Path, shown: &str) -> Result<String> {
     Ok(format)
 }
 
-/// `cmd` made to run as the unprivileged QEMU user, with no environment,
+/// `cmd` made to run as `nobody` (no VM runs as it), with no environment,
 /// in `work` (handed to that user): for tools that parse hostile files.
 /// As another user than root, `cmd` runs as that user.
 fn unprivileged<'a>(cmd: &'a mut Command, work: &Path) -> Result<&'a mut Command> {
@@ -500,7 +531,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_converter_runs_as_the_qemu_user_with_no_environment() {
+    fn the_converter_runs_as_nobody_with_no_environment() {
         use super::{unprivileged, Command};
         let d = tempfile::tempdir().unwrap();
         let work = d.path().join("w");
@@ -515,6 +546,28 @@ mod tests {
             me => me,
         };
         assert_eq!(said, format!("{uid}\ntoken=none\n"));
+    }
+
+    #[test]
+    fn an_import_killed_half_way_leaves_nothing_for_long() {
+        let d = tempfile::tempdir().unwrap();
+        let store = super::ImageStore::open(d.path()).unwrap();
+        // 4194305 is above the kernel's largest pid: that process is gone.
+        let work = store.dir.join(".x.import.4194305.d");
+        std::fs::create_dir_all(work.join("sub")).unwrap();
+        std::fs::write(store.dir.join(".x.import.4194305.tmp"), b"half").unwrap();
+        // One of a live process (this one) is left alone.
+        let live = store
+            .dir
+            .join(format!(".y.import.{}.tmp", std::process::id()));
+        std::fs::write(&live, b"busy").unwrap();
+        store.sweep_imports();
+        let mut left: Vec<_> = std::fs::read_dir(&store.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [live.file_name().unwrap().to_string_lossy()]);
     }
 
     use super::outside_reference;

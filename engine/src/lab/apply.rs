@@ -13,6 +13,7 @@ use super::files::Carrier;
 use super::{io, Engine, LabError, Result, Started, VmFault};
 use crate::plan::{self, Action, Step};
 use crate::qemu::{Nic, NicBackend, VmSpec};
+use crate::vm::RunAs;
 use crate::{net, seed, vm};
 
 impl Engine {
@@ -57,14 +58,14 @@ impl Engine {
             Action::CreateOverlay { vm, image } => {
                 let dir = self.vm_files(lab, vm);
                 fs::create_dir_all(dir.path()).map_err(io("create", dir.path()))?;
-                self.give(dir.path())?;
+                let who = self.claim_ids(vm, dir.path())?;
                 // Made under a temporary name and renamed: an `up` killed
                 // half-way never leaves a torn overlay that looks finished.
                 let overlay = dir.overlay();
                 let tmp = dir.overlay_tmp();
                 let _ = fs::remove_file(&tmp);
                 self.images.create_overlay(image, &tmp)?;
-                self.give(&tmp)?;
+                self.give_to(vm, &tmp, who)?;
                 fs::rename(&tmp, &overlay).map_err(io("rename", &overlay))?;
                 crate::fsutil::write_atomic(&dir.pristine(), b"")
                     .map_err(io("write", &dir.pristine()))?;
@@ -221,14 +222,41 @@ impl Engine {
         Ok(())
     }
 
-    /// Hands a file or directory to the QEMU user.
-    pub fn give_dir(&self, p: &Path) -> Result<()> {
-        self.give(p)
+    /// The ids `vm`'s QEMU runs as: its directory's own (see [`super::ids`]),
+    /// claimed at its first start. `None` when QEMU runs as this process's
+    /// user.
+    pub fn claim_ids(&self, vm: &str, dir: &Path) -> Result<Option<RunAs>> {
+        match &self.ids {
+            Some(ids) => ids
+                .claim(dir)
+                .map(Some)
+                .map_err(|e| LabError::vm(vm, e.into())),
+            None => Ok(None),
+        }
     }
 
-    pub(super) fn give(&self, p: &Path) -> Result<()> {
-        if let Some(u) = self.run_as {
-            std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).map_err(io("chown", p))?;
+    /// The ids of a VM already claimed (its directory's owner), for files
+    /// a running QEMU is to write.
+    pub fn ids_of(&self, dir: &Path) -> Option<RunAs> {
+        use std::os::unix::fs::MetadataExt;
+        self.ids.as_ref()?;
+        let m = fs::symlink_metadata(dir).ok()?;
+        Some(RunAs {
+            uid: m.uid(),
+            gid: m.gid(),
+        })
+    }
+
+    /// Hands `p` to `who` (nothing without one), owner-only; a link is
+    /// never followed.
+    pub fn give_to(&self, vm: &str, p: &Path, who: Option<RunAs>) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(who) = who else {
+            return Ok(());
+        };
+        super::ids::give(p, who).map_err(|e| LabError::vm(vm, e.into()))?;
+        if fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o600)).map_err(io("chmod", p))?;
         }
         Ok(())
     }
@@ -237,7 +265,7 @@ impl Engine {
     /// must let others through, or QEMU fails with an obscure error.
     fn check_reachable(&self, vm: &str, dir: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        if self.run_as.is_none() {
+        if self.ids.is_none() {
             return Ok(());
         }
         for a in dir.ancestors().skip(1) {
@@ -326,6 +354,14 @@ impl Engine {
             _ => None,
         };
         let macs: Vec<_> = nics.iter().map(|n| n.mac).collect();
+        // Its own ids, and only the files it writes handed to them: its
+        // disk and a saved state to resume (a snapshot's, linked in by
+        // root). The rest stays root's, read-only to it.
+        let who = self.claim_ids(name, dir.path())?;
+        self.give_to(name, &dir.overlay(), who)?;
+        if resume.is_some() {
+            self.give_to(name, &dir.saved_state(), who)?;
+        }
         for f in dir.boot_files() {
             let _ = fs::remove_file(f);
         }
@@ -367,8 +403,8 @@ impl Engine {
         } else {
             let _ = fs::remove_file(dir.identity_pending());
         }
-        let child = vm::launch(&self.qemu, &spec, taps, self.run_as)
-            .map_err(|e| LabError::vm(name, e.into()))?;
+        let child =
+            vm::launch(&self.qemu, &spec, taps, who).map_err(|e| LabError::vm(name, e.into()))?;
         let pid = child.id();
         if warm.is_some() {
             crate::fsutil::write_atomic(&dir.identity_pending(), pid.to_string().as_bytes())

@@ -1,6 +1,6 @@
 //! A VM's directory and the name of every file in it: each name is written
 //! here once. The directory is `<state>/labs/<lab>/vms/<vm>/` and belongs to
-//! the unprivileged QEMU user.
+//! the VM's own unprivileged id (`ids.rs`).
 
 use std::path::{Path, PathBuf};
 

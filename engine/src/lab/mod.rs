@@ -19,11 +19,12 @@
 //! one is finished by the next.
 //!
 //! Files of a VM live in `<state>/labs/<lab>/vms/<vm>/` ([`VmDir`] names
-//! them). The directory belongs to the unprivileged QEMU user.
+//! them). The directory belongs to the VM's own unprivileged id (`ids.rs`).
 
 mod apply;
 mod files;
 mod guest;
+pub mod ids;
 mod observe;
 mod procs;
 mod reconcile;
@@ -43,7 +44,8 @@ use crate::accel::Choice;
 use crate::image::ImageStore;
 use crate::net;
 use crate::plan::{Step, VmHardware};
-use crate::vm::{self, RunAs};
+use crate::vm;
+pub use ids::Ids;
 
 pub(crate) use apply::discard_saved;
 pub use files::{SavedState, VmDir};
@@ -137,6 +139,8 @@ pub enum VmFault {
     Seed(#[source] crate::process::ProcessError),
     #[error(transparent)]
     Launch(#[from] vm::VmError),
+    #[error(transparent)]
+    Ids(#[from] ids::IdError),
     /// A step of this VM that failed with an error of the lab's kind.
     #[error(transparent)]
     Step(Box<LabError>),
@@ -224,7 +228,8 @@ pub struct Engine {
     pub state_dir: PathBuf,
     pub images: ImageStore,
     pub accel: Choice,
-    pub run_as: Option<RunAs>,
+    /// The ids each VM's QEMU runs as (`None`: as this process's user).
+    pub ids: Option<Ids>,
     /// How many VMs are worked on at once (default: the number of cores).
     pub parallel: usize,
     /// The QEMU binary VMs run with (default: qemu-system-x86_64 from PATH).
@@ -251,12 +256,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(state_dir: &Path, accel: Choice, run_as: Option<RunAs>) -> Result<Self> {
+    pub fn new(state_dir: &Path, accel: Choice, ids: Option<Ids>) -> Result<Self> {
         Ok(Engine {
             state_dir: state_dir.to_path_buf(),
             images: ImageStore::open(state_dir)?,
             accel,
-            run_as,
+            ids,
             parallel: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),

@@ -87,8 +87,8 @@ pub fn qemu_alive(pid: u32, lab: &str, vm: &str) -> bool {
     !zombie && String::from_utf8_lossy(&cmdline).contains(&tag) && ours(pid)
 }
 
-/// Whether `pid` runs as a user minivm starts QEMU as (root, or the
-/// unprivileged QEMU user): another local user's process that carries a
+/// Whether `pid` runs as a user minivm starts QEMU as (root, or an id of
+/// the engine's VM range): another local user's process that carries a
 /// lab's process tag in its arguments is not taken for that VM (it would
 /// be reported running, signalled by `down`, asked over its sockets).
 fn ours(pid: u32) -> bool {
@@ -98,7 +98,7 @@ fn ours(pid: u32) -> bool {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|u| u.parse::<u32>().ok());
-    matches!(uid, Some(u) if u == 0 || u == crate::vm::NOBODY.uid)
+    matches!(uid, Some(u) if u == 0 || super::Ids::in_host_range(u))
 }
 
 /// Per VM: state and pid, for `status` and the web app.
@@ -156,8 +156,15 @@ mod tests {
             BTreeMap::new(),
             "a local user's process taken for vm1"
         );
-        // The same process as the QEMU user is taken (the check is the uid).
-        let mut ours = spoof(&lab, crate::vm::NOBODY.uid);
+        // The same process as a VM's id is taken (the check is the uid);
+        // as `nobody`, it is not.
+        let mut nobody = spoof(&lab, crate::vm::NOBODY.uid);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let seen = running_qemus(&lab);
+        let _ = nobody.kill();
+        let _ = nobody.wait();
+        assert_eq!(seen, BTreeMap::new(), "nobody's process taken for vm1");
+        let mut ours = spoof(&lab, crate::lab::Ids::FIRST + 9);
         std::thread::sleep(std::time::Duration::from_millis(200));
         let seen = running_qemus(&lab);
         let _ = ours.kill();

@@ -17,6 +17,8 @@ pub struct Paused {
     qmp: Qmp,
     started: Started,
     ready: bool,
+    /// The ids its QEMU runs as: the files it writes are handed to them.
+    who: Option<crate::vm::RunAs>,
 }
 
 impl Engine {
@@ -40,7 +42,9 @@ impl Engine {
         let mut qmp = Qmp::connect(&dir.qmp_socket()).map_err(|e| fault(e.to_string()))?;
         qmp.execute_with("stop", serde_json::json!({}))
             .map_err(|e| fault(e.to_string()))?;
+        let who = self.ids_of(dir.path());
         Ok(Paused {
+            who,
             vm: name.to_string(),
             dir,
             qmp,
@@ -93,7 +97,7 @@ impl Paused {
     pub fn write_state(&mut self, path: &Path) -> Result<SavedState> {
         let name = self.vm.clone();
         let fault = |why: String| LabError::vm(&name, VmFault::Save(why));
-        migrate_to_file(&mut self.qmp, path).map_err(fault)?;
+        migrate_to_file(&mut self.qmp, path, self.who).map_err(fault)?;
         Ok(SavedState {
             hardware: self.started.hardware.clone(),
             seed_hash: self.started.seed_hash.clone(),
@@ -120,8 +124,22 @@ impl Paused {
 
 /// Has a paused QEMU write its state to `path` (QMP `migrate` to a file)
 /// and waits until it is whole; the file is removed on failure.
-pub(super) fn migrate_to_file(qmp: &mut Qmp, path: &Path) -> std::result::Result<(), String> {
-    let _ = fs::remove_file(path);
+///
+/// Root makes the file, fresh (a name planted there is removed, never
+/// followed), and hands it to `who`, the QEMU's ids: QEMU needs no right
+/// to the directory, which may be root's (a snapshot's).
+pub(super) fn migrate_to_file(
+    qmp: &mut Qmp,
+    path: &Path,
+    who: Option<crate::vm::RunAs>,
+) -> std::result::Result<(), String> {
+    let made = crate::fsutil::create_fresh(path)
+        .map_err(|e| format!("cannot make {}: {e}", path.display()))?;
+    if let Some(w) = who {
+        std::os::unix::fs::fchown(&made, Some(w.uid), Some(w.gid))
+            .map_err(|e| format!("cannot hand {} to the VM: {e}", path.display()))?;
+    }
+    drop(made);
     // A file takes the state as fast as QEMU writes it (the default cap is
     // for networks).
     let _ = qmp.execute_with(

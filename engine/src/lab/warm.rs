@@ -102,13 +102,17 @@ impl Engine {
             .join(format!(".make-{key}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        // Its guest runs as the range's warm id; what it made is root's
+        // once it is gone (every clone's QEMU reads it).
+        let who = self.ids.as_ref().map(super::Ids::warm);
         let result = (|| {
-            self.give(&work).map_err(|e| e.to_string())?;
             let dir = VmDir::new(work.clone());
+            self.give_to(key, &work, who).map_err(|e| e.to_string())?;
             self.images
                 .create_overlay(&shape.image, &dir.overlay())
                 .map_err(|e| e.to_string())?;
-            self.give(&dir.overlay()).map_err(|e| e.to_string())?;
+            self.give_to(key, &dir.overlay(), who)
+                .map_err(|e| e.to_string())?;
             // The devices a clone has: a seed disk and a fw_cfg entry (never
             // read by a warm guest).
             let placeholder = crate::seed::SeedFiles {
@@ -140,9 +144,8 @@ impl Engine {
                 incoming: None,
                 warm: true,
             };
-            let mut child =
-                crate::vm::launch_with(&self.qemu, &spec, Vec::new(), self.run_as, true)
-                    .map_err(|e| e.to_string())?;
+            let mut child = crate::vm::launch_with(&self.qemu, &spec, Vec::new(), who, true)
+                .map_err(|e| e.to_string())?;
             let boot = (|| {
                 wait_warm_marker(&dir, &mut child)?;
                 // The agent answers: a clone can be handed its identity.
@@ -153,7 +156,7 @@ impl Engine {
                 q.execute_with("stop", serde_json::json!({}))
                     .map_err(|e| format!("QMP stop: {e}"))?;
                 let state = work.join("state");
-                super::saved::migrate_to_file(&mut q, &state)?;
+                super::saved::migrate_to_file(&mut q, &state, who)?;
                 let _ = q.execute("quit");
                 Ok::<_, String>(state)
             })();
@@ -168,15 +171,22 @@ impl Engine {
                 }
             })?;
             let bytes = fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
-            // Readable by the QEMU user of every clone.
+            // Root's, readable by the QEMU of every clone (its guest, which
+            // wrote it, is gone).
             use std::os::unix::fs::PermissionsExt;
+            for p in [&work, &state] {
+                super::ids::take_back(p).map_err(|e| e.to_string())?;
+            }
             fs::set_permissions(&state, fs::Permissions::from_mode(0o644))
                 .map_err(|e| e.to_string())?;
             fs::File::open(&state)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| e.to_string())?;
-            for f in [dir.overlay(), dir.seed(), dir.fw_cfg_conf()] {
-                let _ = fs::remove_file(f);
+            // Nothing but the state is kept (no file of its guest's).
+            for e in fs::read_dir(&work).map_err(|e| e.to_string())?.flatten() {
+                if e.path() != state {
+                    let _ = fs::remove_file(e.path());
+                }
             }
             let dest = self.warm.path(key);
             let _ = fs::remove_dir_all(&dest);

@@ -1,6 +1,6 @@
 //! Shared by the engine's integration tests: a fresh state directory QEMU's
 //! unprivileged user can traverse, with the built-in image built into it,
-//! and an engine on it that runs VMs under TCG as `nobody`.
+//! and an engine on it that runs VMs under TCG, each QEMU as its own id.
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -9,11 +9,10 @@ use std::path::Path;
 use engine::accel::{Accel, Choice};
 use engine::image::{self, ImageStore};
 use engine::lab::Engine;
-use engine::vm::NOBODY;
 
 mod shared_image;
 
-/// An engine on `state` (TCG, QEMU as nobody).
+/// An engine on `state` (TCG, each QEMU as its own id).
 pub fn engine_on(state: &Path) -> Engine {
     Engine::new(
         state,
@@ -21,7 +20,7 @@ pub fn engine_on(state: &Path) -> Engine {
             accel: Accel::Tcg,
             reason: "test".into(),
         },
-        Some(NOBODY),
+        Some(engine::lab::Ids::host()),
     )
     .unwrap()
 }

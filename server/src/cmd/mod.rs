@@ -20,10 +20,10 @@ pub mod vm;
 use std::path::Path;
 
 /// The engine for the commands that run labs: the remembered accelerator
-/// choice (probed on first use), QEMU as `nobody`.
+/// choice (probed on first use), each QEMU as its own id (`lab::ids`).
 pub fn engine(state_dir: &Path) -> anyhow::Result<engine::lab::Engine> {
     let accel = engine::accel::choose(state_dir);
-    let mut e = engine::lab::Engine::new(state_dir, accel, Some(engine::vm::NOBODY))?;
+    let mut e = engine::lab::Engine::new(state_dir, accel, Some(engine::lab::Ids::host()))?;
     // Another QEMU build (or a wrapper) for the VMs.
     if let Some(q) = std::env::var_os("MINIVM_QEMU") {
         e.qemu = q.into();
