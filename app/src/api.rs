@@ -536,7 +536,7 @@ pub async fn save_snapshot(lab: String, name: String) -> Result<(), ServerFnErro
     let s = host::service()?;
     let snap = host::blocking(move || {
         let say = s.sayer(&lab);
-        let r = engine::snapshot::save(&s.engine, &s.store, &lab, &name, &say);
+        let r = engine::ops::snapshot::save(&s.engine, &s.store, &lab, &name, &say);
         if let Ok(snap) = &r {
             say(format!(
                 "snapshot {:?}: done ({} VM(s), {:.1} MB)",
@@ -558,7 +558,7 @@ pub async fn restore_snapshot(lab: String, name: String) -> Result<(), ServerFnE
     let s = host::service()?;
     let snap = host::blocking(move || {
         let say = s.sayer(&lab);
-        let r = engine::snapshot::restore(
+        let r = engine::ops::snapshot::restore(
             &s.engine,
             &s.store,
             &lab,
@@ -579,9 +579,16 @@ pub async fn restore_snapshot(lab: String, name: String) -> Result<(), ServerFnE
 #[server(endpoint = "delete_snapshot")]
 pub async fn delete_snapshot(lab: String, name: String) -> Result<(), ServerFnError> {
     let s = host::service()?;
-    host::blocking(move || Ok(engine::snapshot::remove(&s.engine, &lab, &name)))
-        .await?
-        .map_err(|e| host::ops_err(e.into()))
+    host::blocking(move || {
+        Ok(engine::ops::snapshot::remove(
+            &s.engine,
+            &lab,
+            &name,
+            &|_| {},
+        ))
+    })
+    .await?
+    .map_err(host::ops_err)
 }
 
 /// One cell of the connectivity matrix.

@@ -113,10 +113,10 @@ fn main() {
 
         let s = Instant::now();
         let snap =
-            engine::snapshot::save(&engine, &store, &name, "bench", &quiet).expect("snapshot");
+            engine::ops::snapshot::save(&engine, &store, &name, "bench", &quiet).expect("snapshot");
         let snap_save = s.elapsed();
         let s = Instant::now();
-        engine::snapshot::restore(&engine, &store, &name, "bench", timeout, &quiet)
+        engine::ops::snapshot::restore(&engine, &store, &name, "bench", timeout, &quiet)
             .expect("restore");
         let snap_restore = s.elapsed();
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use crate::lab::VmDir;
+use crate::vmdir::VmDir;
 
 /// Bytes of console output kept for viewers who attach late.
 pub const SCROLLBACK_BYTES: usize = 64 * 1024;

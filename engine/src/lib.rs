@@ -41,6 +41,7 @@ pub mod status;
 pub mod store;
 pub mod templates;
 pub mod vm;
+pub mod vmdir;
 pub mod warm;
 
 pub use error::report;

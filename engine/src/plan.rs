@@ -11,15 +11,7 @@ use topology::{NetworkMode, Topology};
 
 use crate::lifecycle::VmState;
 
-/// The parts of a VM that need a new QEMU process when they change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmHardware {
-    pub image: String,
-    pub cpus: u32,
-    pub memory_mib: u32,
-    /// (MAC, network) per NIC, in order.
-    pub nics: Vec<(String, String)>,
-}
+pub use crate::vmdir::VmHardware;
 
 /// What the host has of one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -32,7 +24,7 @@ pub struct ObservedVm {
     pub seed_hash: Option<String>,
     /// Its saved state (`stop --save`), when whole.
     #[serde(default)]
-    pub saved: Option<crate::lab::SavedState>,
+    pub saved: Option<crate::vmdir::SavedState>,
 }
 
 /// What the host has of one lab: only objects that carry the lab's identity.
@@ -507,7 +499,7 @@ mod tests {
         let mut o = up(&t);
         let vm = o.vms.get_mut("a").unwrap();
         vm.state = Some(VmState::Stopped);
-        vm.saved = Some(crate::lab::SavedState {
+        vm.saved = Some(crate::vmdir::SavedState {
             hardware: desired_hardware(&t, "a").unwrap(),
             seed_hash: desired_seed_hash(&t, "a").unwrap(),
             ready: true,

@@ -83,7 +83,7 @@ pub fn launch_with(
             m: tap_nics,
         });
     }
-    let log_path = crate::lab::VmDir::new(spec.run_dir.clone()).qemu_log();
+    let log_path = crate::vmdir::VmDir::new(spec.run_dir.clone()).qemu_log();
     // The VM's directory is its QEMU user's: a name planted there is
     // removed, never followed.
     let log = crate::fsutil::create_fresh(&log_path).map_err(|source| VmError::Log {

@@ -353,7 +353,7 @@ impl ImageStore {
             let lab_name = lab.file_name().to_string_lossy().into_owned();
             if let Ok(vms) = fs::read_dir(lab.path().join("vms")) {
                 for vm in vms.flatten() {
-                    let overlay = crate::lab::VmDir::new(vm.path()).overlay();
+                    let overlay = crate::vmdir::VmDir::new(vm.path()).overlay();
                     if overlay.exists() && backed_by_us(&overlay) {
                         users.push(format!("{lab_name}/{}", vm.file_name().to_string_lossy()));
                     }

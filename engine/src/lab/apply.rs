@@ -9,11 +9,11 @@ use std::time::Duration;
 use topology::names::tap_ifname;
 use topology::Topology;
 
-use super::files::Carrier;
 use super::{io, Engine, LabError, Result, Started, VmFault};
 use crate::plan::{self, Action, Step};
 use crate::qemu::{Nic, NicBackend, VmSpec};
 use crate::vm::RunAs;
+use crate::vmdir::Carrier;
 use crate::{net, seed, vm};
 
 impl Engine {

@@ -22,7 +22,6 @@
 //! them). The directory belongs to the VM's own unprivileged id (`ids.rs`).
 
 mod apply;
-mod files;
 mod guest;
 pub mod ids;
 mod observe;
@@ -47,8 +46,8 @@ use crate::plan::{Step, VmHardware};
 use crate::vm;
 pub use ids::Ids;
 
+pub use crate::vmdir::{SavedState, VmDir};
 pub(crate) use apply::discard_saved;
-pub use files::{SavedState, VmDir};
 pub use guest::console_tail;
 pub use observe::saved_state;
 pub use procs::{all_qemus, qemu_alive, running_qemus, vm_states, vm_states_with};

@@ -7,7 +7,6 @@ use std::fs;
 use topology::names::{ifb_ifname, tap_ifname};
 use topology::{Impair, Topology};
 
-use super::files::Carrier;
 use super::guest::powered_off;
 use super::procs::running_qemus;
 use super::{Engine, Result, Started};
@@ -16,6 +15,7 @@ use crate::lifecycle::VmState;
 use crate::link::LinkProps;
 use crate::net;
 use crate::plan::{ObservedLab, ObservedVm};
+use crate::vmdir::Carrier;
 
 impl Engine {
     /// What the host has of lab `t.name`: only objects with its identity.

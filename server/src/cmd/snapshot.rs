@@ -44,7 +44,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     match args.command {
         Cmd::Save { lab, name } => {
             let t = Instant::now();
-            let s = snapshot::save(&engine, &store, &lab, &name, &super::say)
+            let s = engine::ops::snapshot::save(&engine, &store, &lab, &name, &super::say)
                 .with_context(|| format!("cannot take snapshot {name:?} of lab {lab:?}"))?;
             println!(
                 "snapshot {name:?} of lab {lab:?}: {} VM(s), {:.1} MB, taken in {:.1} s (VMs paused {} ms)",
@@ -75,7 +75,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         }
         Cmd::Restore { lab, name, timeout } => {
             let t = Instant::now();
-            let s = snapshot::restore(
+            let s = engine::ops::snapshot::restore(
                 &engine,
                 &store,
                 &lab,
@@ -92,7 +92,7 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::Rm { lab, name } => {
-            snapshot::remove(&engine, &lab, &name)?;
+            engine::ops::snapshot::remove(&engine, &lab, &name, &super::say)?;
             println!("removed snapshot {name:?} of lab {lab:?}");
         }
     }

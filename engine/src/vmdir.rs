@@ -1,6 +1,11 @@
-//! A VM's directory and the name of every file in it: each name is written
-//! here once. The directory is `<state>/labs/<lab>/vms/<vm>/` and belongs to
-//! the VM's own unprivileged id (`ids.rs`).
+//! A VM's directory, the name of every file in it (each name is written
+//! here once) and the records kept there (`VmHardware`, `SavedState`). The
+//! directory is `<state>/labs/<lab>/vms/<vm>/` and belongs to the VM's own
+//! unprivileged id (`lab::ids`).
+//!
+//! Layering: this module uses nothing of the engine above it but the socket
+//! names of `qemu`, so the console, the QEMU launch, images and the planner
+//! can all name a VM's files without importing the executor.
 
 use std::path::{Path, PathBuf};
 
@@ -147,7 +152,7 @@ impl VmDir {
 /// same hardware and seed (anything else discards it, with the reason).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedState {
-    pub hardware: crate::plan::VmHardware,
+    pub hardware: VmHardware,
     pub seed_hash: String,
     /// The guest had said it was ready (a resumed VM is ready at once).
     pub ready: bool,
@@ -162,4 +167,14 @@ pub struct SavedState {
 pub struct Carrier {
     pub pid: u32,
     pub down: std::collections::BTreeSet<usize>,
+}
+
+/// The parts of a VM that need a new QEMU process when they change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VmHardware {
+    pub image: String,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// (MAC, network) per NIC, in order.
+    pub nics: Vec<(String, String)>,
 }
