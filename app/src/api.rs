@@ -88,6 +88,8 @@ mod host {
             | NoImage { .. }
             | NoNic { .. }
             | Invalid { .. }
+            | Import { .. }
+            | Clab(_)
             | Mgmt(
                 engine::mgmt::MgmtError::NotExposed { .. }
                 | engine::mgmt::MgmtError::PortInUse { .. },
@@ -95,7 +97,7 @@ mod host {
                 status(http::StatusCode::BAD_REQUEST);
                 fault(e)
             }
-            Lab(engine::lab::LabError::NotRunning { .. }) | Running { .. } => {
+            Lab(engine::lab::LabError::NotRunning { .. }) | Running { .. } | Exists { .. } => {
                 status(http::StatusCode::CONFLICT);
                 fault(e)
             }
@@ -146,21 +148,6 @@ mod host {
         f: impl FnOnce() -> Result<T, ServerFnError> + Send + 'static,
     ) -> Result<T, ServerFnError> {
         tokio::task::spawn_blocking(f).await.map_err(err)?
-    }
-
-    /// Refuses while any VM of the lab has a process.
-    pub fn refuse_if_running(lab: &str, what: &str) -> Result<(), ServerFnError> {
-        let running = engine::lab::running_qemus(lab);
-        if running.is_empty() {
-            Ok(())
-        } else {
-            status(http::StatusCode::CONFLICT);
-            let vms: Vec<&str> = running.keys().map(String::as_str).collect();
-            Err(ServerFnError::new(format!(
-                "cannot {what} lab {lab:?} while VMs run ({}); stop the lab first",
-                vms.join(", ")
-            )))
-        }
     }
 }
 
@@ -218,23 +205,11 @@ pub async fn list_images() -> Result<Vec<String>, ServerFnError> {
 /// Creates an empty lab.
 #[server(endpoint = "create_lab")]
 pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
-    let t = Topology {
-        version: 1,
-        name: name.clone(),
-        defaults: Some(topology::Defaults {
-            image: Some("tiny".into()),
-            cpus: Some(1),
-            memory_mib: Some(128),
-            restart: None,
-        }),
-        networks: vec![],
-        nodes: vec![],
-        network_mode: Default::default(),
-        mgmt: None,
-        tests: vec![],
-    };
-    host::store()?.put(&t, None).map_err(host::store_err)?;
-    Ok(name)
+    let s = host::service()?;
+    let t = engine::ops::empty(&name);
+    let done =
+        host::blocking(move || Ok(engine::ops::create(&s.engine, &s.store, &t, &|_| {}))).await?;
+    done.map(|_| name).map_err(host::ops_err)
 }
 
 /// Saves an edit of a lab. `revision` is the one the edit started from; a
@@ -340,11 +315,12 @@ pub async fn delete_capture(id: String) -> Result<(), ServerFnError> {
 /// A copy of a lab under a new name.
 #[server(endpoint = "duplicate_lab")]
 pub async fn duplicate_lab(from: String, to: String) -> Result<String, ServerFnError> {
-    let store = host::store()?;
-    let (mut t, _) = store.get(&from).map_err(host::store_err)?;
-    t.name = to.clone();
-    store.put(&t, None).map_err(host::store_err)?;
-    Ok(to)
+    let s = host::service()?;
+    let done = host::blocking(move || {
+        Ok(engine::ops::duplicate(&s.engine, &s.store, &from, &to, &|_| {}).map(|_| to))
+    })
+    .await?;
+    done.map_err(host::ops_err)
 }
 
 /// Renames a lab, keeping its disks, saved states and snapshots (refused
@@ -363,12 +339,9 @@ pub async fn rename_lab(from: String, to: String) -> Result<String, ServerFnErro
 #[server(endpoint = "delete_lab")]
 pub async fn delete_lab(name: String) -> Result<(), ServerFnError> {
     let s = host::service()?;
-    host::refuse_if_running(&name, "delete")?;
-    s.store.get(&name).map_err(host::store_err)?;
-    host::blocking(move || {
-        engine::ops::down(&s.engine, &name, true, &|_| {}).map_err(host::ops_err)
-    })
-    .await
+    let done = host::blocking(move || Ok(engine::ops::delete(&s.engine, &s.store, &name, &|_| {})))
+        .await?;
+    done.map_err(host::ops_err)
 }
 
 /// Creates a lab from topology text (YAML or JSON), or from a containerlab
@@ -384,62 +357,39 @@ pub async fn import_lab(
     #[server(default)] files: Option<String>,
 ) -> Result<(String, Vec<String>), ServerFnError> {
     let name = name.filter(|n| !n.is_empty());
-    let (mut t, report) = if topology::clab::looks_like(&text) {
-        let files: std::collections::BTreeMap<String, String> = match files.as_deref() {
-            None | Some("") => Default::default(),
-            Some(j) => {
-                serde_json::from_str(j).map_err(|e| host::bad_request(format!("files: {e}")))?
-            }
-        };
-        let opts = topology::clab::Options {
-            name: name.clone(),
-            image_map: vec![],
-        };
-        let imported = topology::clab::import(&text, &opts, &mut |p: &str| {
-            let p = p.trim_start_matches("./");
-            if let Some(t) = files.get(p) {
-                return Ok(topology::clab::Source::File(t.clone()));
-            }
-            let dir = format!("{}/", p.trim_end_matches('/'));
-            let list: Vec<(String, String)> = files
-                .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix(&dir)?.to_string(), v.clone())))
-                .collect();
-            if list.is_empty() {
-                Err("not among the files uploaded".into())
-            } else {
-                Ok(topology::clab::Source::Dir(list))
-            }
-        })
-        .map_err(host::bad_request)?;
-        (imported.topology, imported.report)
-    } else {
-        let t = topology::parse(&text, topology::Format::sniff(&text)).map_err(|e| {
-            host::bad_request(
-                e.problems()
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
-        (t, vec![])
+    let files: std::collections::BTreeMap<String, String> = match files.as_deref() {
+        None | Some("") => Default::default(),
+        Some(j) => serde_json::from_str(j).map_err(|e| host::bad_request(format!("files: {e}")))?,
     };
-    if let Some(n) = name {
-        t.name = n;
-    }
-    let problems = topology::validate(&t);
-    if !problems.is_empty() {
-        return Err(host::bad_request(
-            problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
-    }
-    host::store()?.put(&t, None).map_err(host::store_err)?;
-    Ok((t.name, report))
+    // The files a containerlab topology names come with it, uploaded: a
+    // file, or a directory's files under its path.
+    let mut read = move |p: &str| {
+        let p = p.trim_start_matches("./");
+        if let Some(t) = files.get(p) {
+            return Ok(topology::clab::Source::File(t.clone()));
+        }
+        let dir = format!("{}/", p.trim_end_matches('/'));
+        let list: Vec<(String, String)> = files
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&dir)?.to_string(), v.clone())))
+            .collect();
+        if list.is_empty() {
+            Err("not among the files uploaded".into())
+        } else {
+            Ok(topology::clab::Source::Dir(list))
+        }
+    };
+    let s = host::service()?;
+    let done = host::blocking(move || {
+        Ok(
+            engine::ops::import(&text, name, vec![], &mut read).and_then(|imported| {
+                engine::ops::create(&s.engine, &s.store, &imported.topology, &|_| {})
+                    .map(|_| (imported.topology.name, imported.report))
+            }),
+        )
+    })
+    .await?;
+    done.map_err(host::ops_err)
 }
 
 /// Starts, stops or restarts VMs of a stored lab (all of them when `vms` is
@@ -713,14 +663,11 @@ pub async fn create_from_template(
     })
     .await?;
     let s = host::service()?;
-    if s.store.get(&t.name).is_ok() {
-        return Err(host::bad_request(format!(
-            "a lab named {:?} exists already",
-            t.name
-        )));
-    }
-    s.store.put(&t, None).map_err(host::store_err)?;
-    Ok(t.name)
+    let done = host::blocking(move || {
+        Ok(engine::ops::create(&s.engine, &s.store, &t, &|_| {}).map(|_| t.name))
+    })
+    .await?;
+    done.map_err(host::ops_err)
 }
 
 /// Saves a stored lab as a template of the user's.

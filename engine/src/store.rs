@@ -250,7 +250,7 @@ impl LabStore {
         let _lock = self.lock()?;
         let (mut t, _) = self.get(from)?;
         let (old, new) = (self.lab_dir(from)?, self.lab_dir(to)?);
-        if new.exists() {
+        if !vacant(&new) {
             return Err(StoreError::InUse {
                 name: to.to_string(),
                 by: "another lab".into(),
@@ -378,6 +378,20 @@ impl LabStore {
         }
         Ok(n)
     }
+}
+
+/// Whether a lab directory is free to take: missing, or holding nothing
+/// but the lock file a command that waited for a vanished lab left (then
+/// removed).
+fn vacant(dir: &Path) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return !dir.exists();
+    };
+    if !rd.flatten().all(|e| e.file_name() == ".lock") {
+        return false;
+    }
+    let _ = fs::remove_file(dir.join(".lock"));
+    fs::remove_dir(dir).is_ok()
 }
 
 #[cfg(test)]

@@ -44,7 +44,51 @@ pub struct Shape {
     pub nics: usize,
 }
 
+/// What a warm image depends on besides the VM's hardware: the base
+/// image's content and guest scripts, QEMU and its accelerator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub image_sha256: String,
+    pub guest: u32,
+    pub qemu: String,
+    pub accel: String,
+    pub tb_mib: u32,
+}
+
 impl Shape {
+    /// The shape of a VM of hardware `hw` on `host`. Every field of the
+    /// hardware record is named here: a new one does not compile until it
+    /// says whether a warm image's memory depends on it, so a warm image
+    /// made for other hardware is never used.
+    pub fn new(hw: &crate::vmdir::VmHardware, host: Host) -> Shape {
+        let crate::vmdir::VmHardware {
+            image,
+            cpus,
+            memory_mib,
+            nics,
+        } = hw;
+        let Host {
+            image_sha256,
+            guest,
+            qemu,
+            accel,
+            tb_mib,
+        } = host;
+        Shape {
+            image: image.clone(),
+            image_sha256,
+            guest,
+            qemu,
+            accel,
+            tb_mib,
+            cpus: *cpus,
+            memory_mib: *memory_mib,
+            // Their MACs and networks are each clone's own, handed over with
+            // its identity; how many there are is the machine's.
+            nics: nics.len(),
+        }
+    }
+
     /// The name of its warm image: 16 hex digits of the shape's hash.
     pub fn key(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -331,6 +375,38 @@ mod tests {
             memory_mib: 96,
             nics: 2,
         }
+    }
+
+    #[test]
+    fn a_shape_is_made_from_the_hardware_record() {
+        let host = Host {
+            image_sha256: "aa".into(),
+            guest: 2,
+            qemu: "QEMU emulator version 10.0.2".into(),
+            accel: "tcg".into(),
+            tb_mib: 32,
+        };
+        let hw = |mac: &str, memory_mib| crate::vmdir::VmHardware {
+            image: "tiny".into(),
+            cpus: 1,
+            memory_mib,
+            nics: vec![
+                (mac.into(), "lan".into()),
+                ("02:00:00:00:00:09".into(), "wan".into()),
+            ],
+        };
+        let a = Shape::new(&hw("02:00:00:00:00:01", 96), host.clone());
+        assert_eq!(a, shape());
+        // Another VM of the same hardware (its own MACs) shares the image;
+        // other memory does not.
+        assert_eq!(
+            Shape::new(&hw("02:00:00:00:00:02", 96), host.clone()).key(),
+            a.key()
+        );
+        assert_ne!(
+            Shape::new(&hw("02:00:00:00:00:01", 128), host).key(),
+            a.key()
+        );
     }
 
     fn put(store: &WarmStore, s: &Shape, bytes: u64) -> String {

@@ -304,6 +304,20 @@ impl Engine {
         }
     }
 
+    /// Removes what taking the lock of a lab that is not there made: its
+    /// lock file and directory, when nothing else is in it (a lab renamed
+    /// or deleted while a command waited for its lock).
+    pub fn forget_lab_dir(&self, lab: &str) {
+        let dir = self.lab_dir(lab);
+        let only_lock = fs::read_dir(&dir)
+            .map(|rd| rd.flatten().all(|e| e.file_name() == ".lock"))
+            .unwrap_or(false);
+        if only_lock {
+            let _ = fs::remove_file(dir.join(".lock"));
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+
     pub fn lab_dir(&self, lab: &str) -> PathBuf {
         self.state_dir.join("labs").join(lab)
     }

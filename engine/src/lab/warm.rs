@@ -27,8 +27,8 @@ impl Engine {
     /// start warm at all (an imported image, an image built before warm
     /// starts).
     pub(super) fn warm_shape(&self, t: &topology::Topology, name: &str) -> Result<Shape, String> {
-        let node = t.node(name).ok_or("not in the topology")?;
-        let image = t.node_image(node).unwrap_or_default();
+        let hw = crate::plan::desired_hardware(t, name).ok_or("not in the topology")?;
+        let image = hw.image.as_str();
         let rec = self.images.get(image).map_err(|e| e.to_string())?;
         if rec.guest < crate::image::build::WARM_GUEST_VERSION {
             return Err(if rec.guest == 0 && !rec.source.starts_with("built") {
@@ -40,17 +40,14 @@ impl Engine {
                 )
             });
         }
-        Ok(Shape {
-            image: image.to_string(),
+        let host = crate::warm::Host {
             image_sha256: rec.sha256,
             guest: rec.guest,
             qemu: qemu_version(&self.qemu)?,
             accel: self.accel.accel.name().to_string(),
             tb_mib: crate::qemu::tcg_tb_mib(),
-            cpus: t.node_cpus(node),
-            memory_mib: t.node_memory_mib(node),
-            nics: topology::resolve::nics(t).get(name).map_or(0, |n| n.len()),
-        })
+        };
+        Ok(Shape::new(&hw, host))
     }
 
     /// The warm image of `shape`'s saved state, made now when there is

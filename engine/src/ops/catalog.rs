@@ -1,9 +1,155 @@
-//! The catalogue of labs: renaming (and, with it, what moves with a lab's
-//! directory), under the lab's lock.
+//! The catalogue of labs: creating one (empty, from a file's text, from a
+//! containerlab file, from a template), duplicating, renaming and deleting,
+//! each under the lab's lock. The CLI and the web app call these and only
+//! decode their input and show the outcome.
+
+use topology::Topology;
 
 use super::{lock, OpsError, Result};
 use crate::lab::Engine;
 use crate::store::{LabStore, StoreError};
+
+/// A lab made from a file's text, not stored yet: what `import` makes of
+/// it, and what it could not carry over (a containerlab file's report).
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub topology: Topology,
+    pub report: Vec<String>,
+}
+
+/// Makes a lab of `text`: a containerlab topology (`topology::clab`, the
+/// files it names read through `read`, never by path), or MiniVM's own
+/// YAML or JSON. `name` replaces the file's lab name. Every problem is
+/// reported together; nothing is stored (see [`create`]).
+pub fn import(
+    text: &str,
+    name: Option<String>,
+    image_map: Vec<(String, String)>,
+    read: &mut dyn FnMut(&str) -> std::result::Result<topology::clab::Source, String>,
+) -> Result<Imported> {
+    let (mut t, report) = if topology::clab::looks_like(text) {
+        let opts = topology::clab::Options {
+            name: name.clone(),
+            image_map,
+        };
+        let imported = topology::clab::import(text, &opts, read)?;
+        (imported.topology, imported.report)
+    } else {
+        let t =
+            topology::parse(text, topology::Format::sniff(text)).map_err(|e| OpsError::Import {
+                reason: e
+                    .problems()
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            })?;
+        (t, vec![])
+    };
+    if let Some(n) = name {
+        t.name = n;
+    }
+    let problems = topology::validate(&t);
+    if !problems.is_empty() {
+        return Err(OpsError::Invalid {
+            lab: t.name.clone(),
+            problems,
+        });
+    }
+    Ok(Imported {
+        topology: t,
+        report,
+    })
+}
+
+/// An empty lab named `name`, its VMs defaulting to the built-in `tiny`.
+pub fn empty(name: &str) -> Topology {
+    Topology {
+        version: 1,
+        name: name.to_string(),
+        defaults: Some(topology::Defaults {
+            image: Some("tiny".into()),
+            cpus: Some(1),
+            memory_mib: Some(128),
+            restart: None,
+        }),
+        networks: vec![],
+        nodes: vec![],
+        network_mode: Default::default(),
+        mgmt: None,
+        tests: vec![],
+    }
+}
+
+/// Stores `t` as a new lab, under its lock: refused when a lab of that
+/// name exists (nothing is changed), or when `t` is invalid. Returns its
+/// revision.
+pub fn create(
+    engine: &Engine,
+    store: &LabStore,
+    t: &Topology,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<String> {
+    topology::names::check_name(&t.name).map_err(|reason| StoreError::BadName {
+        name: t.name.clone(),
+        reason,
+    })?;
+    let _lock = lock(engine, &t.name, say)?;
+    if store.get(&t.name).is_ok() {
+        return Err(OpsError::Exists {
+            lab: t.name.clone(),
+        });
+    }
+    let rev = store.put(t, None)?;
+    say(format!(
+        "lab {:?} created: {} VM(s), {} network(s)",
+        t.name,
+        t.nodes.len(),
+        t.networks.len()
+    ));
+    Ok(rev)
+}
+
+/// A copy of lab `from`'s topology as a new lab `to` (its disks, states
+/// and snapshots are not copied: the copy's VMs start afresh).
+pub fn duplicate(
+    engine: &Engine,
+    store: &LabStore,
+    from: &str,
+    to: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<String> {
+    let (mut t, _) = {
+        let _lock = lock(engine, from, say)?;
+        store.get(from)?
+    };
+    t.name = to.to_string();
+    create(engine, store, &t, say)
+}
+
+/// Deletes lab `name` and everything of it: its devices, disks, saved
+/// states and snapshots. Refused while any of its VMs runs, saying which.
+pub fn delete(
+    engine: &Engine,
+    store: &LabStore,
+    name: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    store.get(name)?;
+    let _lock = lock(engine, name, say)?;
+    store.get(name)?;
+    let running: Vec<String> = crate::lab::running_qemus(name).into_keys().collect();
+    if !running.is_empty() {
+        return Err(OpsError::Running {
+            lab: name.to_string(),
+            what: "delete",
+            vms: running,
+        });
+    }
+    engine.down(name, true)?;
+    say(format!("lab {name:?} deleted"));
+    Ok(())
+}
 
 /// Renames lab `from` to `to`, keeping everything of it: disks, saved
 /// states and snapshots move with its directory. Refused while any of its
@@ -22,6 +168,8 @@ pub fn rename(
         reason,
     })?;
     let _lock = lock(engine, from, say)?;
+    // Read again under the lock: renamed or deleted meanwhile is said.
+    store.get(from)?;
     let running: Vec<String> = crate::lab::running_qemus(from).into_keys().collect();
     if !running.is_empty() {
         return Err(OpsError::Running {

@@ -11,7 +11,7 @@ use topology::Topology;
 use super::{check_host, check_vms, ensure_images, lock, step_line, OpsError, Result};
 use crate::lab::{Engine, LabError};
 use crate::plan::Step;
-use crate::store::LabStore;
+use crate::store::{LabStore, StoreError};
 
 /// A node's `exec` command that failed (the VM keeps running).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -141,6 +141,31 @@ pub fn run_vm_action(
     Ok(())
 }
 
+/// The lab `t` as stored now, read under its lock (the caller holds it),
+/// with `vms` still in it: an operation acts on what the lab is, not on
+/// what its caller read before the lock. A lab renamed or deleted in
+/// between is refused as not found, and nothing is made under its old
+/// name (the lock's directory, all that waiting made, goes again).
+/// A topology that was never stored (an engine used without the store)
+/// is taken as given.
+fn current(engine: &Engine, t: &Topology, vms: &[&str]) -> Result<Topology> {
+    let store = LabStore::open(&engine.state_dir)?;
+    let stored = match store.get(&t.name) {
+        Ok((stored, _)) => stored,
+        Err(StoreError::NotFound(name)) if engine.lab_dir(&t.name).join("vms").exists() => {
+            tracing::debug!(lab = %name, "a lab outside the store: taken as given");
+            return Ok(t.clone());
+        }
+        Err(StoreError::NotFound(name)) => {
+            engine.forget_lab_dir(&name);
+            return Err(StoreError::NotFound(name).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    check_vms(&stored, vms)?;
+    Ok(stored)
+}
+
 /// Brings lab `t` up and waits until every VM is ready. With `file`, the lab
 /// is (re)stored as coming from that file, refused when its name belongs to
 /// another file; without, `t` is the stored lab (the web editor's).
@@ -232,6 +257,7 @@ pub fn start(
 ) -> Result<()> {
     check_vms(t, vms)?;
     let _lock = lock(engine, &t.name, say)?;
+    let t = &current(engine, t, vms)?;
     ensure_images(engine, t, vms, say)?;
     reconcile_and_wait(engine, t, Some(vms), vms, timeout, say)?;
     Ok(())
@@ -246,6 +272,7 @@ pub fn stop(
 ) -> Result<()> {
     check_vms(t, vms)?;
     let _lock = lock(engine, &t.name, say)?;
+    current(engine, t, vms)?;
     for vm in vms {
         say(format!("stopping {vm}"));
         engine.stop_vm(&t.name, vm, Duration::from_secs(10))?;
@@ -265,6 +292,7 @@ pub fn suspend(
 ) -> Result<()> {
     check_vms(t, vms)?;
     let _lock = lock(engine, &t.name, say)?;
+    current(engine, t, vms)?;
     let errors: Vec<LabError> = std::thread::scope(|scope| {
         let handles: Vec<_> = vms
             .iter()
@@ -312,6 +340,12 @@ pub fn down(
 pub fn restart_crashed(engine: &Engine, t: &Topology, vm: &str) -> Result<bool> {
     check_vms(t, &[vm])?;
     let _lock = engine.lock(&t.name, &|| {})?;
+    // Renamed or deleted since the crash was seen: nothing to restart.
+    let t = &match current(engine, t, &[vm]) {
+        Ok(t) => t,
+        Err(OpsError::Store(StoreError::NotFound(_))) => return Ok(false),
+        Err(e) => return Err(e),
+    };
     let crashed = crate::lab::vm_states(engine, t)
         .get(vm)
         .is_some_and(|s| s.state == crate::lifecycle::VmState::Crashed);

@@ -61,6 +61,13 @@ pub enum OpsError {
     },
     #[error("{vm}: restart failed")]
     Restart { vm: String, source: Box<OpsError> },
+    #[error("a lab named {lab:?} exists already; choose another name (nothing was changed)")]
+    Exists { lab: String },
+    /// A file that is not a topology (its parse problems, one per line).
+    #[error("{reason}")]
+    Import { reason: String },
+    #[error(transparent)]
+    Clab(#[from] topology::clab::ClabError),
 }
 
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
@@ -70,7 +77,7 @@ mod lifecycle;
 mod links;
 pub mod snapshot;
 
-pub use catalog::rename;
+pub use catalog::{create, delete, duplicate, empty, import, rename, Imported};
 pub(crate) use lifecycle::reconcile_and_wait;
 pub use lifecycle::{
     down, restart_crashed, run_vm_action, setup_record, start, stop, suspend, up, SetupFailure,

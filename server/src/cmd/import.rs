@@ -8,7 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use topology::clab::{self, Source};
 
 #[derive(clap::Args)]
@@ -77,21 +77,11 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {name}"))?
         .ok_or_else(|| anyhow::anyhow!("{name}: too large; refused without parsing"))?;
     let dir = args.file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let opts = clab::Options {
-        name: args.name,
-        image_map: args.image_map,
-    };
-    let imported = clab::import(&text, &opts, &mut reader(&dir))
-        .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was imported"))?;
+    // The same flow as the web's import: made by `ops::import`, stored by
+    // `ops::create` (or written to OUT).
+    let imported = engine::ops::import(&text, args.name, args.image_map, &mut reader(&dir))
+        .with_context(|| format!("{name}: nothing was imported"))?;
     let t = imported.topology;
-    let problems = topology::validate(&t);
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        bail!(
-            "{name}: the lab it makes is invalid; nothing was imported:\n{}",
-            list.join("\n")
-        );
-    }
     for line in &imported.report {
         eprintln!("  report: {line}");
     }
@@ -113,14 +103,10 @@ pub fn run(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             );
         }
         None => {
+            let engine = super::engine(state_dir)?;
             let store = engine::LabStore::open(state_dir)?;
-            if store.get(&t.name).is_ok() {
-                bail!(
-                    "a lab named {:?} exists already; choose another with --name (nothing was imported)",
-                    t.name
-                );
-            }
-            store.put(&t, None)?;
+            engine::ops::create(&engine, &store, &t, &|_| {})
+                .with_context(|| format!("{name}: nothing was imported"))?;
             println!(
                 "imported {name} as lab {:?}: {summary}; start it from the web page or with `minivm start`",
                 t.name

@@ -149,14 +149,9 @@ pub fn run_new(args: NewArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             );
         }
         None => {
+            let engine = super::engine(state_dir)?;
             let labs = engine::LabStore::open(state_dir)?;
-            if labs.get(&t.name).is_ok() {
-                bail!(
-                    "a lab named {:?} exists already; nothing was changed",
-                    t.name
-                );
-            }
-            labs.put(&t, None)
+            engine::ops::create(&engine, &labs, &t, &|_| {})
                 .with_context(|| format!("cannot store lab {:?}", t.name))?;
             println!(
                 "made lab {:?} from template {:?} ({what}); it is in the web editor, and `minivm export {} ...`/`minivm graph {}` work on it",
