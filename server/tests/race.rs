@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,6 +19,24 @@ fn exec(state: &Path, lab: &str, script: &str) -> String {
         state,
         &["exec", lab, "vm1", "--", "sh", "-c", script],
     ))
+}
+
+/// Waits until `n` processes wait for the flock of the file with inode
+/// `inode` (`/proc/locks` lists waiters with `->`).
+fn wait_for_waiters(inode: u64, n: usize) {
+    let needle = format!(":{inode} ");
+    for _ in 0..600 {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let waiting = locks
+            .lines()
+            .filter(|l| l.contains("->") && l.contains(&needle))
+            .count();
+        if waiting >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{n} waiter(s) for the lab's lock never came");
 }
 
 #[test]
@@ -56,22 +74,18 @@ fn a_rename_racing_a_start_has_one_winner_and_loses_nothing() {
         let held = engine::fsutil::lock_file(&lock_path, true)
             .unwrap()
             .unwrap();
-        let mut start = Command::new(env!("CARGO_BIN_EXE_minivm"))
-            .arg("--state-dir")
-            .arg(s)
-            .args(["start", from, "vm1"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut said = String::new();
-        let mut lines = BufReader::new(start.stderr.take().unwrap());
-        while !said.contains("waiting for another command") {
-            let mut line = String::new();
-            assert!(lines.read_line(&mut line).unwrap() > 0, "start: {said}");
-            said.push_str(&line);
-        }
-        let rename = {
+        let inode = std::os::unix::fs::MetadataExt::ino(&held.metadata().unwrap());
+        let spawn_start = || {
+            Command::new(env!("CARGO_BIN_EXE_minivm"))
+                .arg("--state-dir")
+                .arg(s)
+                .args(["start", from, "vm1"])
+                .stderr(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let spawn_rename = || {
             let (addr, token) = (server.addr.clone(), server.token.clone());
             let (from, to) = (from.clone(), to.clone());
             std::thread::spawn(move || {
@@ -79,7 +93,21 @@ fn a_rename_racing_a_start_has_one_winner_and_loses_nothing() {
                     .unwrap()
             })
         };
-        std::thread::sleep(Duration::from_millis(500));
+        // Round 0 queues the start first, round 1 the rename: the kernel
+        // wakes waiters in order, so each side gets to win (either outcome
+        // is checked, whichever the kernel picks).
+        let (mut start, rename) = if round == 0 {
+            let start = spawn_start();
+            wait_for_waiters(inode, 1);
+            (start, spawn_rename())
+        } else {
+            let rename = spawn_rename();
+            wait_for_waiters(inode, 1);
+            (spawn_start(), rename)
+        };
+        wait_for_waiters(inode, 2);
+        let mut said = String::new();
+        let mut lines = BufReader::new(start.stderr.take().unwrap());
         drop(held);
         let (code, body) = rename.join().unwrap();
         let mut rest = String::new();
