@@ -138,14 +138,7 @@ pub fn delete(
     store.get(name)?;
     let _lock = lock(engine, name, say)?;
     store.get(name)?;
-    let running: Vec<String> = crate::lab::running_qemus(name).into_keys().collect();
-    if !running.is_empty() {
-        return Err(OpsError::Running {
-            lab: name.to_string(),
-            what: "delete",
-            vms: running,
-        });
-    }
+    refuse_running(name, "delete")?;
     engine.down(name, true)?;
     say(format!("lab {name:?} deleted"));
     Ok(())
@@ -170,18 +163,25 @@ pub fn rename(
     let _lock = lock(engine, from, say)?;
     // Read again under the lock: renamed or deleted meanwhile is said.
     store.get(from)?;
-    let running: Vec<String> = crate::lab::running_qemus(from).into_keys().collect();
-    if !running.is_empty() {
-        return Err(OpsError::Running {
-            lab: from.to_string(),
-            what: "rename",
-            vms: running,
-        });
-    }
+    refuse_running(from, "rename")?;
     engine.down(from, false)?;
     let rev = store.rename(from, to)?;
     say(format!(
         "lab {from:?} is now {to:?}, with its disks and snapshots"
     ));
     Ok(rev)
+}
+
+/// Refuses `what` while any VM of `lab` runs (its devices and processes
+/// carry the lab's name), saying which.
+fn refuse_running(lab: &str, what: &'static str) -> Result<()> {
+    let running: Vec<String> = crate::lab::running_qemus(lab).into_keys().collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(OpsError::Running {
+        lab: lab.to_string(),
+        what,
+        vms: running,
+    })
 }

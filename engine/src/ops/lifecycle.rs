@@ -166,6 +166,20 @@ fn current(engine: &Engine, t: &Topology, vms: &[&str]) -> Result<Topology> {
     Ok(stored)
 }
 
+/// The lab's lock, and the lab as stored under it ([`current`]), `vms`
+/// checked before and after.
+fn hold(
+    engine: &Engine,
+    t: &Topology,
+    vms: &[&str],
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(crate::lab::LabLock, Topology)> {
+    check_vms(t, vms)?;
+    let held = lock(engine, &t.name, say)?;
+    let t = current(engine, t, vms)?;
+    Ok((held, t))
+}
+
 /// Brings lab `t` up and waits until every VM is ready. With `file`, the lab
 /// is (re)stored as coming from that file, refused when its name belongs to
 /// another file; without, `t` is the stored lab (the web editor's).
@@ -255,9 +269,7 @@ pub fn start(
     timeout: Duration,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    check_vms(t, vms)?;
-    let _lock = lock(engine, &t.name, say)?;
-    let t = &current(engine, t, vms)?;
+    let (_lock, t) = &hold(engine, t, vms, say)?;
     ensure_images(engine, t, vms, say)?;
     reconcile_and_wait(engine, t, Some(vms), vms, timeout, say)?;
     Ok(())
@@ -270,9 +282,7 @@ pub fn stop(
     vms: &[&str],
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    check_vms(t, vms)?;
-    let _lock = lock(engine, &t.name, say)?;
-    current(engine, t, vms)?;
+    let (_lock, t) = &hold(engine, t, vms, say)?;
     for vm in vms {
         say(format!("stopping {vm}"));
         engine.stop_vm(&t.name, vm, Duration::from_secs(10))?;
@@ -290,9 +300,7 @@ pub fn suspend(
     vms: &[&str],
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    check_vms(t, vms)?;
-    let _lock = lock(engine, &t.name, say)?;
-    current(engine, t, vms)?;
+    let (_lock, t) = &hold(engine, t, vms, say)?;
     let errors: Vec<LabError> = std::thread::scope(|scope| {
         let handles: Vec<_> = vms
             .iter()
