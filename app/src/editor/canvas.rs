@@ -315,7 +315,7 @@ pub(super) fn mount(
     });
     Effect::new(move |_| send(ToCanvas::DrawMode { on: draw.get() }));
     Effect::new(move |_| {
-        let ids = super::tests::highlighted(&ed.topo.get(), &ed.test_results.get());
+        let ids = super::test_panel::highlighted(&ed.topo.get(), &ed.test_results.get());
         send(ToCanvas::Highlight { ids });
     });
     Effect::new(move |prev: Option<u32>| {

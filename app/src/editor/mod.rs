@@ -24,7 +24,7 @@ mod nodetpl;
 mod props;
 mod setup;
 mod snapshots;
-mod tests;
+mod test_panel;
 
 use std::collections::BTreeMap;
 
@@ -73,7 +73,7 @@ struct Ed {
     /// The Tests panel is open below the canvas, and the last run's
     /// results by test name.
     tests_open: RwSignal<bool>,
-    test_results: RwSignal<BTreeMap<String, tests::TestState>>,
+    test_results: RwSignal<BTreeMap<String, test_panel::TestState>>,
     /// Bumped to have the canvas download itself as a PNG.
     png: RwSignal<u32>,
     /// The palette's node templates (built-in presets, then the user's).
@@ -579,7 +579,7 @@ pub fn Editor(view: LabView, on_saved: Callback<()>) -> impl IntoView {
                 (ed.capture_open.get().is_some()).then(|| view! { <capture::CapturePanel ed /> })
             }}
             {move || ed.snapshots_open.get().then(|| view! { <snapshots::SnapshotsPanel ed /> })}
-            {move || ed.tests_open.get().then(|| view! { <tests::TestsPanel ed /> })}
+            {move || ed.tests_open.get().then(|| view! { <test_panel::TestsPanel ed /> })}
             {
                 let lab = name.clone();
                 move || ed.console.get().map(|vm| view! { <ConsolePanel ed lab=lab.clone() vm /> })
