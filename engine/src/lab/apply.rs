@@ -347,7 +347,7 @@ impl Engine {
             {
                 Ok(state) => Some(state),
                 Err(why) => {
-                    tracing::info!(vm = name, reason = %why, "cold boot");
+                    tracing::info!(vm = name, reason = %crate::report(&why), "cold boot");
                     None
                 }
             },

@@ -53,6 +53,7 @@ pub use observe::saved_state;
 pub use procs::{all_qemus, qemu_alive, running_qemus, vm_states, vm_states_with};
 pub use reconcile::{reconcile, Host};
 pub use saved::{write_record, Paused};
+pub use warm::WarmError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -132,8 +133,8 @@ pub enum VmFault {
     Resume(String),
     #[error("cannot save its state: {0}")]
     Save(String),
-    #[error("warm start failed: {0}")]
-    Warm(String),
+    #[error("warm start failed")]
+    Warm(#[source] warm::WarmError),
     #[error("cannot write its seed")]
     Seed(#[source] crate::process::ProcessError),
     #[error(transparent)]

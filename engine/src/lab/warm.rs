@@ -22,22 +22,86 @@ const WARM_BOOT_LIMIT: Duration = Duration::from_secs(180);
 /// The line the guest prints when it has stopped short of identity.
 const WARM_MARKER: &str = "minivm: warm";
 
+/// Why a VM does not start warm, or why a clone cannot take its identity.
+/// Each says its own part; the cause is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    #[error("not in the topology")]
+    NotInTopology,
+    #[error("image {0} is imported; only images minivm builds start warm")]
+    Imported(String),
+    #[error(
+        "image {0} was built before warm starts (`minivm image rm {0}` and build it again to get them)"
+    )]
+    TooOld(String),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// No warm image yet (`why`), and making one failed.
+    #[error("{why}, and making one failed")]
+    Make { why: String, source: Box<WarmError> },
+    #[error(transparent)]
+    Ids(#[from] super::ids::IdError),
+    #[error("cannot write its seed")]
+    Seed(#[source] crate::process::ProcessError),
+    #[error(transparent)]
+    Launch(#[from] crate::vm::VmError),
+    /// The warm guest's boot, with QEMU's or the guest's last words.
+    #[error("{0}")]
+    Boot(String),
+    #[error("the warm guest (QEMU's log: {log})")]
+    Guest { log: String, source: Box<WarmError> },
+    #[error("the guest agent")]
+    Agent(#[source] crate::qga::QgaError),
+    #[error("QMP {0}")]
+    Qmp(&'static str, #[source] std::io::Error),
+    #[error("cannot save its state: {0}")]
+    Save(String),
+    #[error("{} --version", .0.display())]
+    Version(PathBuf, #[source] std::io::Error),
+    #[error("{} --version gave no version", .0.display())]
+    NoVersion(PathBuf),
+    #[error("setting the clock")]
+    Clock(#[source] crate::qga::QgaError),
+    #[error("the host's random bytes")]
+    Entropy(#[source] std::io::Error),
+    #[error("/etc/minivm/identity")]
+    Identity(#[source] crate::qga::QgaError),
+    #[error("/etc/minivm/identity exited with {code}: {output}")]
+    IdentityFailed { code: i32, output: String },
+}
+
+fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WarmError {
+    let path = path.to_path_buf();
+    move |source| WarmError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 impl Engine {
     /// The shape `node` of `t` would be restored as, or why it cannot
     /// start warm at all (an imported image, an image built before warm
     /// starts).
-    pub(super) fn warm_shape(&self, t: &topology::Topology, name: &str) -> Result<Shape, String> {
-        let hw = crate::plan::desired_hardware(t, name).ok_or("not in the topology")?;
+    pub(super) fn warm_shape(
+        &self,
+        t: &topology::Topology,
+        name: &str,
+    ) -> Result<Shape, WarmError> {
+        let hw = crate::plan::desired_hardware(t, name).ok_or(WarmError::NotInTopology)?;
         let image = hw.image.as_str();
-        let rec = self.images.get(image).map_err(|e| e.to_string())?;
+        let rec = self.images.get(image)?;
         if rec.guest < crate::image::build::WARM_GUEST_VERSION {
             return Err(if rec.guest == 0 && !rec.source.starts_with("built") {
-                format!("image {image} is imported; only images minivm builds start warm")
+                WarmError::Imported(image.to_string())
             } else {
-                format!(
-                    "image {image} was built before warm starts \
-                     (`minivm image rm {image}` and build it again to get them)"
-                )
+                WarmError::TooOld(image.to_string())
             });
         }
         let host = crate::warm::Host {
@@ -53,24 +117,26 @@ impl Engine {
     /// The warm image of `shape`'s saved state, made now when there is
     /// none (one boot, under a lock so that VMs of one shape started
     /// together make it once). `Err` is the reason to boot cold.
-    pub(super) fn warm_image(&self, shape: &Shape) -> Result<PathBuf, String> {
+    pub(super) fn warm_image(&self, shape: &Shape) -> Result<PathBuf, WarmError> {
         let key = shape.key();
         // The first look names what changed (and removes the stale image).
         let why = match self.warm.lookup(shape) {
             Lookup::Found(p) => return Ok(p),
             Lookup::Missing(why) => why,
         };
-        fs::create_dir_all(self.warm.dir()).map_err(|e| e.to_string())?;
+        fs::create_dir_all(self.warm.dir()).map_err(io("create", self.warm.dir()))?;
         let lock = self.warm.lock_path(&key);
-        let _held = crate::fsutil::lock_file(&lock, true)
-            .map_err(|e| format!("cannot lock {}: {e}", lock.display()))?;
+        let _held = crate::fsutil::lock_file(&lock, true).map_err(io("lock", &lock))?;
         // Made by another VM (or process) while this one waited.
         if let Lookup::Found(p) = self.warm.lookup(shape) {
             return Ok(p);
         }
         tracing::info!(shape = %shape.describe(), reason = %why, "making a warm image (one cold boot)");
         let made = self.make_warm_image(shape, &key);
-        made.map_err(|e| format!("{why}, and making one failed: {e}"))?;
+        made.map_err(|e| WarmError::Make {
+            why,
+            source: Box::new(e),
+        })?;
         let removed = self.warm.evict(crate::warm::WarmStore::cap_bytes(), &key);
         if !removed.is_empty() {
             tracing::info!(?removed, "warm images over the size cap removed");
@@ -80,7 +146,7 @@ impl Engine {
 
     /// Boots one guest of `shape` (isolated NICs with placeholder
     /// addresses, a throwaway overlay) up to its warm point and saves it.
-    fn make_warm_image(&self, shape: &Shape, key: &str) -> Result<(), String> {
+    fn make_warm_image(&self, shape: &Shape, key: &str) -> Result<(), WarmError> {
         let started = Instant::now();
         // What a killed maker of this key left (the lock is ours now).
         if let Ok(rd) = fs::read_dir(self.warm.dir()) {
@@ -98,18 +164,19 @@ impl Engine {
             .dir()
             .join(format!(".make-{key}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&work);
-        fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&work).map_err(io("create", &work))?;
         // Its guest runs as the range's warm id; what it made is root's
         // once it is gone (every clone's QEMU reads it).
         let who = self.ids.as_ref().map(super::Ids::warm);
+        let give = |p: &std::path::Path| match who {
+            Some(w) => super::ids::give(p, w),
+            None => Ok(()),
+        };
         let result = (|| {
             let dir = VmDir::new(work.clone());
-            self.give_to(key, &work, who).map_err(|e| e.to_string())?;
-            self.images
-                .create_overlay(&shape.image, &dir.overlay())
-                .map_err(|e| e.to_string())?;
-            self.give_to(key, &dir.overlay(), who)
-                .map_err(|e| e.to_string())?;
+            give(&work)?;
+            self.images.create_overlay(&shape.image, &dir.overlay())?;
+            give(&dir.overlay())?;
             // The devices a clone has: a seed disk and a fw_cfg entry (never
             // read by a warm guest).
             let placeholder = crate::seed::SeedFiles {
@@ -118,9 +185,9 @@ impl Engine {
                 network_config: String::new(),
                 minivm_conf: "hostname warm\n".into(),
             };
-            crate::seed::write_vfat(&placeholder, &dir.seed()).map_err(|e| e.to_string())?;
+            crate::seed::write_vfat(&placeholder, &dir.seed()).map_err(WarmError::Seed)?;
             crate::fsutil::write_atomic(&dir.fw_cfg_conf(), placeholder.minivm_conf.as_bytes())
-                .map_err(|e| e.to_string())?;
+                .map_err(io("write", &dir.fw_cfg_conf()))?;
             let spec = VmSpec {
                 lab: ".warm".into(),
                 name: key.to_string(),
@@ -141,21 +208,20 @@ impl Engine {
                 incoming: None,
                 warm: true,
             };
-            let mut child = crate::vm::launch_with(&self.qemu, &spec, Vec::new(), who, true)
-                .map_err(|e| e.to_string())?;
+            let mut child = crate::vm::launch_with(&self.qemu, &spec, Vec::new(), who, true)?;
             let boot = (|| {
                 wait_warm_marker(&dir, &mut child)?;
                 // The agent answers: a clone can be handed its identity.
                 crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(30))
-                    .map_err(|e| format!("the guest agent: {e}"))?;
-                let mut q =
-                    crate::qmp::Qmp::connect(&dir.qmp_socket()).map_err(|e| format!("QMP: {e}"))?;
+                    .map_err(WarmError::Agent)?;
+                let mut q = crate::qmp::Qmp::connect(&dir.qmp_socket())
+                    .map_err(|e| WarmError::Qmp("connect", e))?;
                 q.execute_with("stop", serde_json::json!({}))
-                    .map_err(|e| format!("QMP stop: {e}"))?;
+                    .map_err(|e| WarmError::Qmp("stop", e))?;
                 let state = work.join("state");
-                super::saved::migrate_to_file(&mut q, &state, who)?;
+                super::saved::migrate_to_file(&mut q, &state, who).map_err(WarmError::Save)?;
                 let _ = q.execute("quit");
-                Ok::<_, String>(state)
+                Ok::<_, WarmError>(state)
             })();
             // The guest never runs on from its warm point.
             let _ = child.kill();
@@ -164,7 +230,10 @@ impl Engine {
                 let log = crate::fsutil::read_text(&dir.qemu_log()).unwrap_or_default();
                 match log.trim() {
                     "" => e,
-                    l => format!("{e} (QEMU: {l})"),
+                    l => WarmError::Guest {
+                        log: l.to_string(),
+                        source: Box::new(e),
+                    },
                 }
             })?;
             let bytes = fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
@@ -172,24 +241,24 @@ impl Engine {
             // wrote it, is gone).
             use std::os::unix::fs::PermissionsExt;
             for p in [&work, &state] {
-                super::ids::take_back(p).map_err(|e| e.to_string())?;
+                super::ids::take_back(p)?;
             }
             fs::set_permissions(&state, fs::Permissions::from_mode(0o644))
-                .map_err(|e| e.to_string())?;
+                .map_err(io("chmod", &state))?;
             fs::File::open(&state)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| e.to_string())?;
+                .map_err(io("sync", &state))?;
             // Nothing but the state is kept (no file of its guest's).
-            for e in fs::read_dir(&work).map_err(|e| e.to_string())?.flatten() {
+            for e in fs::read_dir(&work).map_err(io("read", &work))?.flatten() {
                 if e.path() != state {
                     let _ = fs::remove_file(e.path());
                 }
             }
             let dest = self.warm.path(key);
             let _ = fs::remove_dir_all(&dest);
-            fs::rename(&work, &dest).map_err(|e| e.to_string())?;
+            fs::rename(&work, &dest).map_err(io("rename", &work))?;
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
-                .map_err(|e| e.to_string())?;
+                .map_err(io("chmod", &dest))?;
             let record = WarmRecord {
                 shape: shape.clone(),
                 bytes,
@@ -198,13 +267,14 @@ impl Engine {
                     .map_or(0, |d| d.as_secs()),
                 boot_secs: started.elapsed().as_secs_f64(),
             };
+            let path = self.warm.record_path(key);
             crate::fsutil::write_atomic(
-                &self.warm.record_path(key),
+                &path,
                 serde_json::to_string(&record)
                     .expect("serializes")
                     .as_bytes(),
             )
-            .map_err(|e| e.to_string())
+            .map_err(io("write", &path))
         })();
         let _ = fs::remove_dir_all(&work);
         result
@@ -219,15 +289,15 @@ impl Engine {
         dir: &VmDir,
         macs: &[Mac],
         minivm_conf: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), WarmError> {
         let mut qga = crate::qga::Qga::connect(&dir.qga_socket(), Duration::from_secs(30))
-            .map_err(|e| format!("the guest agent: {e}"))?;
+            .map_err(WarmError::Agent)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         qga.execute("guest-set-time", Some(serde_json::json!({ "time": now })))
-            .map_err(|e| format!("setting the clock: {e}"))?;
-        let entropy = crate::warm::host_entropy(64).map_err(|e| e.to_string())?;
+            .map_err(WarmError::Clock)?;
+        let entropy = crate::warm::host_entropy(64).map_err(WarmError::Entropy)?;
         let conf = crate::warm::identity_conf(minivm_conf, macs, &entropy);
         let r = qga
             .exec_with_input(
@@ -236,12 +306,12 @@ impl Engine {
                 conf.as_bytes(),
                 Duration::from_secs(180),
             )
-            .map_err(|e| format!("/etc/minivm/identity: {e}"))?;
+            .map_err(WarmError::Identity)?;
         if r.exit_code != 0 {
-            return Err(format!(
-                "/etc/minivm/identity exited with {}: {}{}",
-                r.exit_code, r.stdout, r.stderr
-            ));
+            return Err(WarmError::IdentityFailed {
+                code: r.exit_code,
+                output: format!("{}{}", r.stdout, r.stderr),
+            });
         }
         Ok(())
     }
@@ -249,7 +319,12 @@ impl Engine {
 
 /// Reads the warm guest's serial console until it says it stopped short
 /// of identity; its last lines if it dies or takes too long.
-fn wait_warm_marker(dir: &VmDir, child: &mut std::process::Child) -> Result<(), String> {
+fn wait_warm_marker(dir: &VmDir, child: &mut std::process::Child) -> Result<(), WarmError> {
+    boot_console(dir, child).map_err(WarmError::Boot)
+}
+
+/// [`wait_warm_marker`], its outcome in words (the guest's and QEMU's).
+fn boot_console(dir: &VmDir, child: &mut std::process::Child) -> Result<(), String> {
     let deadline = Instant::now() + WARM_BOOT_LIMIT;
     let stream = loop {
         match UnixStream::connect(dir.serial_socket()) {
@@ -310,7 +385,7 @@ fn last(tail: &std::collections::VecDeque<String>) -> String {
 }
 
 /// `qemu-system-x86_64 --version`'s first line, asked once per binary.
-fn qemu_version(qemu: &std::path::Path) -> Result<String, String> {
+fn qemu_version(qemu: &std::path::Path) -> Result<String, WarmError> {
     static SEEN: OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, String>>> =
         OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
@@ -320,7 +395,7 @@ fn qemu_version(qemu: &std::path::Path) -> Result<String, String> {
     let out = std::process::Command::new(qemu)
         .arg("--version")
         .output()
-        .map_err(|e| format!("{} --version: {e}", qemu.display()))?;
+        .map_err(|e| WarmError::Version(qemu.to_path_buf(), e))?;
     let v = String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()
@@ -328,7 +403,7 @@ fn qemu_version(qemu: &std::path::Path) -> Result<String, String> {
         .trim()
         .to_string();
     if !out.status.success() || v.is_empty() {
-        return Err(format!("{} --version gave no version", qemu.display()));
+        return Err(WarmError::NoVersion(qemu.to_path_buf()));
     }
     seen.lock()
         .expect("not poisoned")
