@@ -219,7 +219,7 @@ pub async fn create_lab(name: String) -> Result<String, ServerFnError> {
 pub async fn save_lab(topology_json: String, revision: String) -> Result<String, ServerFnError> {
     let t: Topology = serde_json::from_str(&topology_json).map_err(host::bad_request)?;
     let s = host::service()?;
-    let rev = s.store.put(&t, Some(&revision)).map_err(host::store_err)?;
+    let rev = engine::ops::save(&s.store, &t, &revision).map_err(host::ops_err)?;
     s.lab_saved(&t.name, &rev);
     // Links changed on a running lab are applied live (no VM restarts;
     // anything else waits for Start).
@@ -443,8 +443,17 @@ pub async fn get_expose(lab: String) -> Result<bool, ServerFnError> {
 #[server(endpoint = "set_expose")]
 pub async fn set_expose(lab: String, on: bool) -> Result<(), ServerFnError> {
     let s = host::service()?;
-    s.store.get(&lab).map_err(host::store_err)?;
-    engine::mgmt::set_exposed(&s.engine.lab_dir(&lab), on).map_err(host::fault)
+    let done = host::blocking(move || {
+        Ok(engine::ops::set_expose(
+            &s.engine,
+            &s.store,
+            &lab,
+            on,
+            &|_| {},
+        ))
+    })
+    .await?;
+    done.map_err(host::ops_err)
 }
 
 /// One lab snapshot, as the Snapshots panel lists it.

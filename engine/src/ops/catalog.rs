@@ -172,6 +172,41 @@ pub fn rename(
     Ok(rev)
 }
 
+/// Saves an edit of lab `t` made from revision `revision` (the editor's
+/// Save): refused when the lab changed since (another tab, the CLI), or
+/// when `t` is invalid. The store compares and writes as one step, so this
+/// takes no lab lock: an edit is never held up by a long `up` (a running
+/// lab takes its changes at the next start, links live; see
+/// [`super::apply_links`]). Returns the new revision.
+pub fn save(store: &LabStore, t: &Topology, revision: &str) -> Result<String> {
+    Ok(store.put(t, Some(revision))?)
+}
+
+/// Records the host's opt-in (`on`) for lab `lab`'s port forwards to
+/// listen beyond loopback (the editor's switch; `up --expose`), under the
+/// lab's lock; it applies at the lab's next start.
+pub fn set_expose(
+    engine: &Engine,
+    store: &LabStore,
+    lab: &str,
+    on: bool,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    store.get(lab)?;
+    let _lock = lock(engine, lab, say)?;
+    store.get(lab)?;
+    crate::mgmt::set_exposed(&engine.lab_dir(lab), on)?;
+    say(format!(
+        "lab {lab:?}: port forwards {} at its next start",
+        if on {
+            "may listen beyond loopback"
+        } else {
+            "listen on loopback only"
+        }
+    ));
+    Ok(())
+}
+
 /// Refuses `what` while any VM of `lab` runs (its devices and processes
 /// carry the lab's name), saying which.
 fn refuse_running(lab: &str, what: &'static str) -> Result<()> {

@@ -77,7 +77,7 @@ mod lifecycle;
 mod links;
 pub mod snapshot;
 
-pub use catalog::{create, delete, duplicate, empty, import, rename, Imported};
+pub use catalog::{create, delete, duplicate, empty, import, rename, save, set_expose, Imported};
 pub(crate) use lifecycle::reconcile_and_wait;
 pub use lifecycle::{
     down, restart_crashed, run_vm_action, setup_record, start, stop, suspend, up, SetupFailure,
