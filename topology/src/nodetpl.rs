@@ -78,18 +78,37 @@ pub fn builtins() -> Vec<NodeTemplate> {
     ]
 }
 
-/// A VM's settings as a template named `name`.
+/// A VM's settings as a template named `name`. Every field of `Node` is
+/// named here and in [`apply`]: a new one does not compile until it says
+/// whether a template carries it.
 pub fn from_node(name: &str, kind: DeviceKind, n: &Node) -> NodeTemplate {
+    let Node {
+        name: _,
+        image,
+        cpus,
+        memory_mib,
+        // The VM's own place in the lab, never a template's.
+        nics: _,
+        routes: _,
+        mgmt_address: _,
+        position: _,
+        ip_forward,
+        restart,
+        files,
+        exec,
+        // Given by the caller (a template always has one).
+        kind: _,
+    } = n;
     NodeTemplate {
         name: name.trim().to_string(),
         kind,
-        image: n.image.clone(),
-        cpus: n.cpus,
-        memory_mib: n.memory_mib,
-        ip_forward: n.ip_forward,
-        restart: n.restart,
-        files: n.files.clone(),
-        exec: n.exec.clone(),
+        image: image.clone(),
+        cpus: *cpus,
+        memory_mib: *memory_mib,
+        ip_forward: *ip_forward,
+        restart: *restart,
+        files: files.clone(),
+        exec: exec.clone(),
         builtin: false,
     }
 }
@@ -97,14 +116,29 @@ pub fn from_node(name: &str, kind: DeviceKind, n: &Node) -> NodeTemplate {
 /// Gives node `n` the template's settings (its name, NICs, routes and
 /// place stay its own).
 pub fn apply(tpl: &NodeTemplate, n: &mut Node) {
-    n.image = tpl.image.clone();
-    n.cpus = tpl.cpus;
-    n.memory_mib = tpl.memory_mib;
-    n.ip_forward = tpl.ip_forward;
-    n.restart = tpl.restart;
-    n.files = tpl.files.clone();
-    n.exec = tpl.exec.clone();
-    n.kind = Some(tpl.kind);
+    let Node {
+        name: _,
+        image,
+        cpus,
+        memory_mib,
+        nics: _,
+        routes: _,
+        mgmt_address: _,
+        position: _,
+        ip_forward,
+        restart,
+        files,
+        exec,
+        kind,
+    } = n;
+    *image = tpl.image.clone();
+    *cpus = tpl.cpus;
+    *memory_mib = tpl.memory_mib;
+    *ip_forward = tpl.ip_forward;
+    *restart = tpl.restart;
+    *files = tpl.files.clone();
+    *exec = tpl.exec.clone();
+    *kind = Some(tpl.kind);
 }
 
 /// What is wrong with a template: its name, and anything the topology's
