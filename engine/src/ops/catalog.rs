@@ -135,9 +135,7 @@ pub fn delete(
     name: &str,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    store.get(name)?;
-    let _lock = lock(engine, name, say)?;
-    store.get(name)?;
+    let _lock = lock_stored(engine, store, name, say)?;
     refuse_running(name, "delete")?;
     engine.down(name, true)?;
     say(format!("lab {name:?} deleted"));
@@ -155,14 +153,11 @@ pub fn rename(
     to: &str,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<String> {
-    store.get(from)?;
     topology::names::check_name(to).map_err(|reason| StoreError::BadName {
         name: to.to_string(),
         reason,
     })?;
-    let _lock = lock(engine, from, say)?;
-    // Read again under the lock: renamed or deleted meanwhile is said.
-    store.get(from)?;
+    let _lock = lock_stored(engine, store, from, say)?;
     refuse_running(from, "rename")?;
     engine.down(from, false)?;
     let rev = store.rename(from, to)?;
@@ -192,9 +187,7 @@ pub fn set_expose(
     on: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    store.get(lab)?;
-    let _lock = lock(engine, lab, say)?;
-    store.get(lab)?;
+    let _lock = lock_stored(engine, store, lab, say)?;
     crate::mgmt::set_exposed(&engine.lab_dir(lab), on)?;
     say(format!(
         "lab {lab:?}: port forwards {} at its next start",
@@ -219,4 +212,24 @@ fn refuse_running(lab: &str, what: &'static str) -> Result<()> {
         what,
         vms: running,
     })
+}
+
+/// The lock of lab `lab`, which must be stored: looked up first (a lab
+/// that is not there gets no lock directory) and again under the lock (a
+/// lab renamed or deleted while this waited is said, and the directory the
+/// wait made goes again).
+fn lock_stored(
+    engine: &Engine,
+    store: &LabStore,
+    lab: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<crate::lab::LabLock> {
+    store.get(lab)?;
+    let held = lock(engine, lab, say)?;
+    if let Err(e) = store.get(lab) {
+        drop(held);
+        engine.forget_lab_dir(lab);
+        return Err(e.into());
+    }
+    Ok(held)
 }
